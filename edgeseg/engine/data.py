@@ -1,0 +1,85 @@
+"""Torch data pipeline: deterministic per-sample augmentation, batches padded to 32."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from edgeseg.config import DataConfig
+from edgeseg.data.coco import CocoDataset
+from edgeseg.data.transforms import augment
+from edgeseg.preprocess import SIZE_DIVISOR, normalize, padded_size
+
+
+class TrainStream(Dataset):
+    """Index ``k`` is the k-th sample of an endless stream of epochs.
+
+    Epoch ``e`` visits the images in the order ``permutation(seed, e)``; sample ``k`` is
+    augmented with ``rng(seed, k)``. A run resumed at step ``s`` therefore sees exactly the
+    samples an uninterrupted run would.
+    """
+
+    def __init__(self, dataset: CocoDataset, cfg: DataConfig, seed: int):
+        self.dataset = dataset
+        self.cfg = cfg
+        self.seed = seed
+        self._orders: dict[int, np.ndarray] = {}
+        self._cache: dict[int, tuple] = {}
+
+    def __len__(self) -> int:  # only used by DataLoader for sanity; the stream is endless
+        return 2**62
+
+    def record_index(self, k: int) -> int:
+        n = len(self.dataset)
+        epoch, pos = divmod(k, n)
+        if epoch not in self._orders:
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(n)}
+        return int(self._orders[epoch][pos])
+
+    def load(self, i: int):
+        if i in self._cache:
+            return self._cache[i]
+        item = (self.dataset.load_image(i), *self.dataset.load_targets(i))
+        if self.cfg.cache_images:
+            self._cache[i] = item
+        return item
+
+    def __getitem__(self, k: int):
+        image, masks, labels = self.load(self.record_index(k))
+        rng = np.random.default_rng([self.seed, 1, k])
+        crop = self.cfg.crop_size if self.cfg.crop else None
+        image, masks, labels = augment(image, masks, labels, rng, min_sizes=self.cfg.min_size_train,
+                                       max_size=self.cfg.max_size_train, flip=self.cfg.flip, crop_size=crop)
+        return normalize(image), masks, labels
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields, for each step from ``start_step``, this rank's slice of the global batch."""
+
+    def __init__(self, batch_size: int, start_step: int, max_steps: int, rank: int = 0, world: int = 1):
+        self.local = batch_size // world
+        self.batch_size, self.start, self.max, self.rank = batch_size, start_step, max_steps, rank
+
+    def __iter__(self):
+        for step in range(self.start, self.max):
+            first = step * self.batch_size + self.rank * self.local
+            yield list(range(first, first + self.local))
+
+    def __len__(self) -> int:
+        return max(0, self.max - self.start)
+
+
+def collate(samples):
+    """Pad images and masks to a common size, a multiple of 32 (bottom/right, zeros)."""
+    hs, ws = zip(*(s[0].shape[:2] for s in samples))
+    ph, pw = padded_size(max(hs), max(ws), SIZE_DIVISOR)
+    images = torch.zeros(len(samples), 3, ph, pw)
+    targets = []
+    for i, (image, masks, labels) in enumerate(samples):
+        h, w = image.shape[:2]
+        images[i, :, :h, :w] = torch.from_numpy(image).permute(2, 0, 1)
+        padded = torch.zeros(len(masks), ph, pw, dtype=torch.uint8)
+        padded[:, :h, :w] = torch.from_numpy(masks)
+        targets.append({"labels": torch.from_numpy(labels).long(), "masks": padded})
+    return images, targets

@@ -1,0 +1,259 @@
+"""The training loop: single process or torchrun/DDP (gloo on CPU, nccl on GPU).
+
+Resuming is exact: the data stream is a pure function of (seed, step) (see ``TrainStream``),
+and ``last.pt`` stores model, optimizer, scheduler, grad scaler, step and RNG states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from bisect import bisect_right
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from edgeseg.config import Recipe
+from edgeseg.data.coco import CocoDataset
+from edgeseg.engine.checkpoint import read_checkpoint, save_checkpoint
+from edgeseg.engine.data import StepBatchSampler, TrainStream, collate
+from edgeseg.engine.predictor import TorchPredictor
+from edgeseg.errors import EdgesegError
+from edgeseg.evaluation.dataset_eval import evaluate_dataset
+from edgeseg.models.registry import create_model
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if mode not in ("auto", "bf16", "fp16", "off"):
+        raise EdgesegError(f"solver.amp: unknown mode '{mode}'; valid: auto, bf16, fp16, off")
+    if mode == "off":
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.float16
+    # bf16 autocast only pays off on CPUs with native bf16 matmuls (AMX / AVX512-BF16).
+    return torch.bfloat16 if torch.backends.mkldnn.is_available() and _cpu_has_bf16() else None
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def build_optimizer(model, cfg) -> torch.optim.Optimizer:
+    norm_types = (torch.nn.BatchNorm2d, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    groups: dict[tuple, list] = {}
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            lr = cfg.base_lr * (cfg.backbone_multiplier if module_name.startswith("backbone") else 1.0)
+            decay = 0.0 if isinstance(module, norm_types) else cfg.weight_decay
+            groups.setdefault((lr, decay), []).append(param)
+    params = [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.base_lr, amsgrad=cfg.amsgrad)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.base_lr, momentum=0.9)
+    raise EdgesegError(f"solver.optimizer: unknown optimizer '{cfg.optimizer}'; valid: adamw, sgd")
+
+
+def lr_factor(step: int, cfg) -> float:
+    """detectron2's WarmupMultiStepLR: linear warmup, then x gamma at each milestone."""
+    factor = cfg.gamma ** bisect_right(sorted(cfg.steps), step)
+    if step < cfg.warmup_iters:
+        alpha = step / cfg.warmup_iters
+        factor *= cfg.warmup_factor * (1 - alpha) + alpha
+    return factor
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+class JsonlLog:
+    def __init__(self, path: Path, enabled: bool, append: bool):
+        self.path, self.enabled = path, enabled
+        if enabled and not append:
+            path.unlink(missing_ok=True)
+
+    def write(self, **record) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _progress(enabled: bool, total: int, start: int):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    progress.add_task("train", total=total, completed=start, loss="")
+    return progress
+
+
+def prepare_data(recipe: Recipe, rank: int) -> tuple[CocoDataset, CocoDataset | None]:
+    from edgeseg.data.generate import ensure_dataset
+
+    if rank == 0:
+        ensure_dataset(recipe.data)
+    if dist.is_initialized():
+        dist.barrier()
+    train = CocoDataset(recipe.data.train)
+    val = CocoDataset(recipe.data.val) if recipe.data.val else None
+    if val is not None and val.class_names != train.class_names:
+        raise EdgesegError(f"{val.json_path}: class names differ from the training set's")
+    return train, val
+
+
+def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=print) -> dict:
+    """Train ``recipe``; returns a summary with the output folder and the final/best mask AP."""
+    rank, world, device = setup_distributed()
+    solver, tcfg = recipe.solver, recipe.train
+    if solver.ims_per_batch % world:
+        raise EdgesegError(f"solver.ims_per_batch={solver.ims_per_batch} is not divisible by {world} processes")
+    if tcfg.threads:
+        torch.set_num_threads(tcfg.threads)
+    out = Path(tcfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_set, val_set = prepare_data(recipe, rank)
+    recipe.model.num_classes = len(train_set.class_names)
+
+    torch.manual_seed(tcfg.seed)
+    np.random.seed(tcfg.seed)
+    random.seed(tcfg.seed)
+    model = create_model(recipe.model).to(device)
+    if solver.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, solver)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, solver))
+    dtype = amp_dtype(solver.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    start, best_ap = 0, -1.0
+    last_path = out / "last.pt"
+    if resume:
+        if not last_path.is_file():
+            raise EdgesegError(f"{last_path}: nothing to resume from")
+        state = read_checkpoint(last_path)
+        model.load_state_dict(state["model"])
+        ts = state["train"]
+        optimizer.load_state_dict(ts["optimizer"])
+        scheduler.load_state_dict(ts["scheduler"])
+        scaler.load_state_dict(ts["scaler"])
+        start, best_ap = ts["step"], ts.get("best_ap", -1.0)
+        _set_rng_state(ts["rng"])
+        log(f"resumed from {last_path} at step {start}")
+
+    net = DistributedDataParallel(model) if world > 1 else model
+    stream = TrainStream(train_set, recipe.data, tcfg.seed)
+    loader = DataLoader(stream, batch_sampler=StepBatchSampler(solver.ims_per_batch, start, solver.max_iter, rank, world),
+                        collate_fn=collate, num_workers=recipe.data.num_workers,
+                        persistent_workers=False, prefetch_factor=4 if recipe.data.num_workers else None)
+    jsonl = JsonlLog(out / "log.jsonl", rank == 0, append=resume)
+    progress = _progress(show_progress and rank == 0, solver.max_iter, start)
+
+    def checkpoint(step: int, path: Path) -> None:
+        if rank == 0:
+            train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "scaler": scaler.state_dict(), "step": step, "best_ap": best_ap, "rng": _rng_state()}
+            save_checkpoint(path, model, recipe, train_set.class_names, train_state)
+
+    def run_eval(step: int) -> float:
+        nonlocal best_ap
+        if val_set is None or rank != 0:
+            return -1.0
+        model.eval()
+        report = evaluate_dataset(TorchPredictor(model, recipe, train_set.class_names, dtype), val_set)
+        model.train()
+        ap = report["metrics"]["AP"] * 100
+        jsonl.write(step=step, eval=report["metrics"])
+        log(f"step {step}: mask AP {ap:.2f}  AP50 {report['metrics']['AP50'] * 100:.2f}")
+        if ap > best_ap:
+            best_ap = ap
+            save_checkpoint(out / "best.pt", model, recipe, train_set.class_names, extra={"step": step, "mask_ap": ap})
+        return ap
+
+    t0 = time.time()
+    step = start
+    model.train()
+    with progress or nullcontext():
+        for images, targets in loader:
+            images = images.to(device, non_blocking=True)
+            if solver.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                outputs = net(images)
+            losses = model.losses(outputs, targets)
+            loss = sum(losses.values())
+            if not math.isfinite(loss.item()):
+                raise EdgesegError(f"step {step}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if solver.clip_grad_norm > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), solver.clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            if progress:
+                progress.update(progress.task_ids[0], completed=step, loss=f"loss {loss.item():.3f}")
+            if step % tcfg.log_period == 0 or step == solver.max_iter:
+                jsonl.write(step=step, lr=optimizer.param_groups[0]["lr"], time=round(time.time() - t0, 2),
+                            loss=loss.item(), **{k: round(v.item(), 5) for k, v in losses.items()})
+            out_of_time = solver.max_minutes > 0 and (time.time() - t0) / 60 >= solver.max_minutes
+            if out_of_time and world > 1:  # every rank must agree to stop at the same step
+                flag = torch.tensor([float(out_of_time)], device=device)
+                dist.all_reduce(flag)
+                out_of_time = flag.item() > 0
+            done = step >= solver.max_iter or out_of_time
+            if step % tcfg.checkpoint_period == 0 or done:
+                checkpoint(step, last_path)
+            if (tcfg.eval_period and step % tcfg.eval_period == 0) or done:
+                run_eval(step)
+            if out_of_time:
+                log(f"stopped at step {step}: solver.max_minutes={solver.max_minutes} reached")
+                break
+    train_minutes = (time.time() - t0) / 60
+    summary = {"output_dir": str(out), "step": step, "train_minutes": round(train_minutes, 2), "best_mask_ap": best_ap}
+    jsonl.write(done=True, **summary)
+    if dist.is_initialized():
+        dist.barrier()
+    return summary

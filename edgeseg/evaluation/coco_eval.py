@@ -1,0 +1,224 @@
+"""COCO instance-segmentation / box evaluation with the official pycocotools COCOeval.
+
+Image set: like the official COCO API, every image id of the ground truth is evaluated
+(``COCOeval.params.imgIds`` is left at its default), so ground-truth objects on images without
+any detection count as misses. This reproduces the reference numbers of the golden set exactly;
+restricting ``imgIds`` to the images that have results (as some scripts do) inflates AP.
+
+For ``segm`` the ``bbox`` of each result is dropped before ``loadRes``: when it is present
+pycocotools takes the box area as the detection area, which changes what counts as a
+small/medium/large detection for mask AP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from typing import Any, Sequence
+
+import numpy as np
+from pycocotools import mask as mask_util
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from edgeseg.errors import EdgesegError, fail
+from edgeseg.io import write_json
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+# (is_ap, iou_thr or None for 0.50:0.95, area label, max_dets) per entry of COCOeval.stats.
+_STAT_LINES = (
+    (True, None, "all", 100),
+    (True, 0.5, "all", 100),
+    (True, 0.75, "all", 100),
+    (True, None, "small", 100),
+    (True, None, "medium", 100),
+    (True, None, "large", 100),
+    (False, None, "all", 1),
+    (False, None, "all", 10),
+    (False, None, "all", 100),
+    (False, None, "small", 100),
+    (False, None, "medium", 100),
+    (False, None, "large", 100),
+)
+_REQUIRED_KEY = {"segm": "segmentation", "bbox": "bbox"}
+
+Results = list[dict[str, Any]]
+
+
+def _read_json(path: str | os.PathLike, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise fail(path, f"{what} file not found") from None
+    except json.JSONDecodeError as e:
+        raise fail(path, f"{what} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise fail(path, f"cannot read {what} ({e})") from None
+
+
+def load_results(path: str | os.PathLike) -> Results:
+    """Load a COCO results JSON (a list of result dicts)."""
+    data = _read_json(path, "results")
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise fail(path, "expected a JSON list of COCO result objects")
+    return data
+
+
+def save_results(path: str | os.PathLike, results: Results) -> None:
+    """Write COCO results atomically as compact JSON."""
+    write_json(path, list(results), indent=None)
+
+
+def _load_gt(gt: str | os.PathLike | COCO | dict) -> COCO:
+    if isinstance(gt, COCO):
+        return gt
+    source = "ground truth" if isinstance(gt, dict) else gt
+    data = gt if isinstance(gt, dict) else _read_json(gt, "ground truth")
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
+    ):
+        raise fail(source, "not a COCO annotation file (needs images, annotations, categories lists)")
+    coco = COCO()
+    coco.dataset = data
+    coco.createIndex()
+    return coco
+
+
+def _check_results(results: Results, gt: COCO, iou_type: str, source: Any) -> Results:
+    """Validate results against the ground truth; return shallow copies safe for loadRes to mutate."""
+    key = _REQUIRED_KEY[iou_type]
+    checked: Results = []
+    unknown: dict[str, None] = {}  # ordered set of the offending ids, as printed
+    for i, r in enumerate(results):
+        if not isinstance(r, dict):
+            raise fail(source, f"result {i} is not an object")
+        for k in ("image_id", "category_id", "score", key):
+            if k not in r:
+                raise fail(source, f"result {i} has no {k!r} (needed for {iou_type} evaluation)")
+        if iou_type == "segm" and not isinstance(r["segmentation"], dict):
+            raise fail(source, f"result {i}: 'segmentation' must be RLE (a dict with size and counts)")
+        image_id = r["image_id"]
+        if not isinstance(image_id, (int, np.integer)):
+            unknown[repr(image_id)] = None
+        elif image_id not in gt.imgs:
+            unknown[str(image_id)] = None
+        r = dict(r)
+        if iou_type == "segm":
+            r.pop("bbox", None)
+        checked.append(r)
+    if unknown:
+        ids = ", ".join(list(unknown)[:5])
+        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+        raise fail(source, f"image_id {ids}{more} not in the ground truth")
+    return checked
+
+
+def format_table(stats: Sequence[float]) -> str:
+    """The 12-line table exactly as ``COCOeval.summarize()`` prints it (with trailing newline)."""
+    if len(stats) != len(STAT_NAMES):
+        raise ValueError(f"expected {len(STAT_NAMES)} stats, got {len(stats)}")
+    lines = []
+    for value, (is_ap, iou, area, max_dets) in zip(stats, _STAT_LINES):
+        title, kind = ("Average Precision", "(AP)") if is_ap else ("Average Recall", "(AR)")
+        iou_str = f"{0.5:0.2f}:{0.95:0.2f}" if iou is None else f"{iou:0.2f}"
+        lines.append(
+            f" {title:<18} {kind} @[ IoU={iou_str:<9} | area={area:>6s} | maxDets={max_dets:>3d} ]"
+            f" = {value:0.3f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _report(iou_type: str, stats: Sequence[float], summary: str) -> dict[str, Any]:
+    stats = [float(s) for s in stats]
+    return {
+        "iou_type": iou_type,
+        "stats": stats,
+        "metrics": dict(zip(STAT_NAMES, stats)),
+        "summary": summary,
+    }
+
+
+def evaluate(
+    gt: str | os.PathLike | COCO | dict,
+    results: Results | str | os.PathLike,
+    iou_type: str = "segm",
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Run COCOeval (evaluate, accumulate, summarize) on all ground-truth images.
+
+    Returns ``{"iou_type", "stats" (12 floats, STAT_NAMES order), "metrics" (name -> float),
+    "summary" (the text summarize() prints)}``. ``gt`` may also be an in-memory COCO dict.
+    """
+    if iou_type not in _REQUIRED_KEY:
+        raise EdgesegError(f"unknown iou_type {iou_type!r}: expected 'segm' or 'bbox'")
+    source: Any = "results"
+    if not isinstance(results, list):
+        source = results
+        results = load_results(results)
+    chatter = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
+    with chatter:
+        coco_gt = _load_gt(gt)
+        checked = _check_results(results, coco_gt, iou_type, source)
+        if not checked:
+            summary = "No detections: every metric is 0.0.\n" + format_table([0.0] * len(STAT_NAMES))
+            if not quiet:
+                print(summary, end="")
+            return _report(iou_type, [0.0] * len(STAT_NAMES), summary)
+        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(checked), iou_type)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        coco_eval.summarize()
+    summary = captured.getvalue()
+    if not quiet:
+        print(summary, end="")
+    return _report(iou_type, coco_eval.stats, summary)
+
+
+def masks_to_results(
+    image_id: int,
+    masks: np.ndarray,
+    scores: np.ndarray | Sequence[float],
+    labels: np.ndarray | Sequence[int],
+    category_ids: Sequence[int],
+) -> Results:
+    """Turn one image's predicted masks into COCO results with compressed RLE and xywh bbox.
+
+    ``labels`` are contiguous class indices; ``category_ids[label]`` is the COCO category id.
+    """
+    masks = np.asarray(masks)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [N, H, W], got shape {masks.shape}")
+    n = masks.shape[0]
+    if len(scores) != n or len(labels) != n:
+        raise ValueError(f"got {n} masks, {len(scores)} scores and {len(labels)} labels")
+    if n == 0:
+        return []
+    bad = [int(x) for x in labels if not 0 <= int(x) < len(category_ids)]
+    if bad:
+        raise EdgesegError(f"label {bad[0]} has no category id ({len(category_ids)} category ids given)")
+    # pycocotools wants a Fortran-ordered uint8 [H, W, N] array.
+    rles = mask_util.encode(np.asfortranarray(masks.astype(bool).transpose(1, 2, 0).astype(np.uint8)))
+    boxes = mask_util.toBbox(rles)
+    out: Results = []
+    for rle, box, score, label in zip(rles, boxes, scores, labels):
+        out.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_ids[int(label)]),
+                "segmentation": {
+                    "size": [int(s) for s in rle["size"]],
+                    "counts": rle["counts"].decode("ascii"),
+                },
+                "bbox": [float(v) for v in box],
+                "score": float(score),
+            }
+        )
+    return out

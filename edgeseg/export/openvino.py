@@ -1,0 +1,65 @@
+"""OpenVINO IR export: converted from the ONNX graph; FP32 stays FP32 (no silent FP16
+compression), FP16 on request; INT8 with NNCF post-training quantization, which keeps
+activations such as sigmoid/softmax in float by default (our INT8 policy)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export.calibration import calibration_inputs
+from edgeseg.export.onnx import export_onnx
+
+PRECISIONS = ("fp32", "fp16", "int8")
+INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[onnx,openvino]'"
+
+
+def is_available() -> bool:
+    return all(importlib.util.find_spec(m) for m in ("openvino", "nncf", "onnx", "onnxslim", "onnxscript"))
+
+
+def export(job) -> dict:
+    import openvino as ov
+
+    onnx_path = job.folder.parent / "source.onnx"
+    export_onnx(job.model, onnx_path, job.input_hw, job.dynamic, job.opset)
+    model = ov.convert_model(str(onnx_path))
+    meta = {"backend": "openvino", "versions": {"openvino": ov.__version__}, "float_ops": "all"}
+    if job.precision == "int8":
+        model, meta["calibration"] = _quantize(model, job)
+        meta["float_ops"] = "NNCF defaults: activations (sigmoid, softmax, ...) and non-weighted ops in float"
+    xml = job.folder / "model.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=job.precision == "fp16")
+    meta["artifacts"] = {"model": xml.name, "weights": "model.bin"}
+    return meta
+
+
+def _quantize(model, job):
+    import nncf
+
+    data = list(calibration_inputs(job.calib, job.input_hw))
+    ignored = nncf.IgnoredScope(names=job.exclude, validate=False) if job.exclude else None
+    try:
+        quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), ignored_scope=ignored,
+                                  preset=nncf.QuantizationPreset.MIXED)
+    except Exception as e:
+        raise EdgesegError(f"NNCF quantization failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    return quantized, {"scheme": "NNCF PTQ (mixed preset)", "images": len(data), "float_nodes": job.exclude}
+
+
+def fallback_candidates(job, already: list[str]) -> list[str]:
+    """Next weighted layers to keep in float, from the output side, doubling each round."""
+    import openvino as ov
+
+    onnx_path = job.folder.parent / "source.onnx"
+    model = ov.convert_model(str(onnx_path))
+    names = [op.get_friendly_name() for op in model.get_ordered_ops()
+             if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul") and op.get_friendly_name() not in already]
+    take = max(4, len(already))
+    return names[-take:] if names else []
+
+
+def load(bundle):
+    from edgeseg.runtime import Predictor
+
+    return Predictor(bundle)

@@ -1,0 +1,59 @@
+"""Import official hustvl/SparseInst checkpoints (detectron2 format) as edgeseg checkpoints.
+
+Our parameter names are the official ones, so conversion is: pick the matching recipe, drop
+keys that are not parameters (``num_batches_tracked``, pixel mean/std), and load strictly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from edgeseg.config import load_recipe
+from edgeseg.data.coco_names import COCO_CLASSES
+from edgeseg.engine.checkpoint import load_state_strict, save_checkpoint
+from edgeseg.errors import EdgesegError, fail
+from edgeseg.models.registry import create_model
+
+OFFICIAL_RECIPES = {
+    "r50_giam": "sparseinst_r50_giam_coco",
+    "r50vd_giam": "sparseinst_r50vd_giam_coco",
+    "r50_iam": "sparseinst_r50_iam_coco",
+    "r50_giam_soft": "sparseinst_r50_giam_soft_coco",
+}
+DROPPED_SUFFIXES = ("num_batches_tracked",)
+DROPPED_KEYS = ("pixel_mean", "pixel_std")
+
+
+def read_official(path: Path) -> dict:
+    if not path.is_file():
+        raise fail(path, "file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        try:  # detectron2 files may pickle non-tensor extras (e.g. numpy scalars)
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise fail(path, f"cannot read checkpoint ({type(e).__name__})") from None
+    weights = state.get("model", state) if isinstance(state, dict) else None
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise fail(path, "not a detectron2 checkpoint: expected {'model': state_dict}")
+    out = {}
+    for key, value in weights.items():
+        key = key.removeprefix("module.")
+        if key.endswith(DROPPED_SUFFIXES) or key in DROPPED_KEYS:
+            continue
+        out[key] = value
+    return out
+
+
+def import_official(path, config: str, out) -> None:
+    if config not in OFFICIAL_RECIPES:
+        raise EdgesegError(f"--config {config}: unknown; valid: {', '.join(OFFICIAL_RECIPES)}")
+    path = Path(path)
+    weights = read_official(path)
+    recipe = load_recipe(OFFICIAL_RECIPES[config])
+    model = create_model(recipe.model)
+    load_state_strict(model, weights, path)
+    save_checkpoint(out, model, recipe, COCO_CLASSES, extra={"imported_from": path.name})

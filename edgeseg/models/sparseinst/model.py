@@ -1,0 +1,54 @@
+"""SparseInst: backbone -> instance context encoder -> IAM decoder (CVPR 2022)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeseg.config import ModelConfig
+from edgeseg.models.backbones import create_backbone
+from edgeseg.models.sparseinst.decoder import IAMDecoder
+from edgeseg.models.sparseinst.encoder import InstanceContextEncoder
+from edgeseg.models.sparseinst.loss import sparseinst_losses
+
+
+class SparseInst(nn.Module):
+    """``forward`` takes normalised, padded images [B, 3, H, W] (H, W multiples of 32).
+
+    Raw outputs: ``pred_logits`` [B, N, C], ``pred_masks`` [B, N, H/4, W/4] logits,
+    ``pred_scores`` [B, N, 1] objectness logits. ``scores_and_masks`` turns them into what
+    every runtime's shared postprocessing consumes.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        bb = cfg.backbone
+        self.backbone = create_backbone(bb.name, norm=bb.norm, weights=bb.weights or None,
+                                        out_features=tuple(cfg.encoder.in_features))
+        freeze_stages(self.backbone, bb.freeze_at)
+        self.encoder = InstanceContextEncoder(cfg.encoder, self.backbone.out_channels)
+        self.decoder = IAMDecoder(cfg.decoder, cfg.encoder.num_channels, cfg.num_classes)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.decoder(self.encoder(self.backbone(images)))
+
+    def losses(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
+        return sparseinst_losses(outputs, targets, self.cfg.loss, self.cfg.num_classes)
+
+    @staticmethod
+    def scores_and_masks(outputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = torch.sqrt(outputs["pred_logits"].sigmoid() * outputs["pred_scores"].sigmoid())
+        return scores, outputs["pred_masks"]
+
+
+def freeze_stages(backbone: nn.Module, freeze_at: int) -> None:
+    """Fix the stem (freeze_at >= 1) and stages res2..res{freeze_at} (detectron2 semantics)."""
+    if freeze_at <= 0:
+        return
+    groups = getattr(backbone, "stage_modules", None)
+    if groups is None:
+        return
+    for stage in groups()[:freeze_at]:
+        for p in stage.parameters():
+            p.requires_grad_(False)

@@ -1,0 +1,16 @@
+"""Inference backends; each module has a ``Session(bundle, device, threads)`` with ``run(x)``.
+
+Each one imports its runtime lazily so a device needs only the one it uses.
+"""
+
+import importlib
+
+from edgeseg.errors import EdgesegError
+
+
+def require(module: str, package: str, backend: str):
+    """Import a runtime or fail with the pip command that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise EdgesegError(f"this bundle needs {backend}, which is not installed here: pip install {package}") from None

@@ -1,0 +1,93 @@
+"""Draw predicted instances (masks, contours, "name score" labels) on an RGB image. Torch-free."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from edgeseg.errors import fail
+from edgeseg.io import write_bytes
+
+# Distinct RGB colours, picked per instance index (cycled), so output is deterministic.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+)  # fmt: skip
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_FONT_SCALE = 0.4
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _check_image(image_rgb: np.ndarray) -> None:
+    if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 image, got {image_rgb.dtype} {image_rgb.shape}")
+
+
+def _draw_label(image: np.ndarray, text: str, mask: np.ndarray, color: tuple[int, int, int]) -> None:
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return
+    (tw, th), baseline = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)
+    box_w, box_h = tw + 4, th + baseline + 4
+    h, w = image.shape[:2]
+    top = int(ys.min())
+    # Above the mask when it fits, otherwise just inside its top edge; shifted left to stay in view.
+    y0 = top - box_h if top >= box_h else top
+    y0 = max(0, min(y0, h - box_h))
+    x0 = max(0, min(int(xs.min()), w - box_w))
+    cv2.rectangle(image, (x0, y0), (x0 + box_w - 1, y0 + box_h - 1), color, thickness=cv2.FILLED)
+    luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+    text_color = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+    cv2.putText(image, text, (x0 + 2, y0 + 2 + th), _FONT, _FONT_SCALE, text_color, 1, cv2.LINE_AA)
+
+
+def draw_instances(
+    image_rgb: np.ndarray,
+    masks: np.ndarray,
+    labels: np.ndarray | Sequence[int],
+    scores: np.ndarray | Sequence[float],
+    class_names: Sequence[str],
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """Return a new RGB uint8 image with each mask blended in, outlined and labelled "name 0.87"."""
+    _check_image(image_rgb)
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3 or masks.shape[1:] != image_rgb.shape[:2]:
+        raise ValueError(f"masks must be [N, {image_rgb.shape[0]}, {image_rgb.shape[1]}], got {masks.shape}")
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if not len(labels) == len(scores) == len(masks):
+        raise ValueError(f"got {len(masks)} masks, {len(labels)} labels and {len(scores)} scores")
+    out = np.ascontiguousarray(image_rgb).copy()
+    colors = [PALETTE[i % len(PALETTE)] for i in range(len(masks))]
+    for mask, color in zip(masks, colors):
+        blended = (1.0 - alpha) * out[mask].astype(np.float32) + alpha * np.float32(color)
+        out[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    for mask, color in zip(masks, colors):
+        # Thickness-1 contours from CHAIN_APPROX_NONE lie on the mask's own boundary pixels.
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(out, contours, -1, color, thickness=1)
+    # Labels last so that no later mask covers them.
+    for mask, color, label, score in zip(masks, colors, labels, scores):
+        label = int(label)
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        _draw_label(out, f"{name} {score:.2f}", mask, color)
+    return out
+
+
+def save_image(path: str | os.PathLike, image_rgb: np.ndarray) -> None:
+    """Encode an RGB uint8 image by the file suffix (.png, .jpg, ...) and write it atomically."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _IMAGE_SUFFIXES:
+        raise fail(path, f"unknown image suffix {suffix!r} (use one of {', '.join(sorted(_IMAGE_SUFFIXES))})")
+    _check_image(image_rgb)
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise fail(path, f"OpenCV could not encode a {suffix} image")
+    write_bytes(path, encoded.tobytes())

@@ -1,0 +1,128 @@
+"""Bundles for onnx / openvino / jetson from a tiny model: parity with PyTorch, INT8, bad input."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export import export_bundle
+from edgeseg.runtime import Predictor, read_bundle
+
+onnx_ok = pytest.importorskip("onnxruntime") and pytest.importorskip("onnx")
+
+
+def _torch_raw(checkpoint, x):
+    from edgeseg.engine.checkpoint import load_model
+
+    model, _, _ = load_model(checkpoint)
+    with torch.no_grad():
+        scores, masks = model.scores_and_masks(model(torch.from_numpy(x)))
+    return scores[0].numpy(), masks[0].numpy()
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_fp32_bundle_matches_pytorch_at_two_sizes(tiny_model, tmp_path, target):
+    if target == "openvino":
+        pytest.importorskip("openvino")
+        pytest.importorskip("nncf")
+    checkpoint, data = tiny_model
+    out = tmp_path / target
+    export_bundle(checkpoint, target, out, imgsz="128", log=lambda *_: None)
+    bundle = read_bundle(out)
+    meta = bundle.meta
+    assert meta["precision"] == "fp32" and meta["class_names"] == ["circle", "triangle", "rectangle", "star"]
+    assert meta["source"]["sha256"] and meta["versions"]["edgeseg"]
+    predictor = Predictor(out)
+    for hw in [(128, 128), (96, 160)]:  # the second size exercises the dynamic H/W graph
+        x = np.random.default_rng(0).standard_normal((1, 3, *hw)).astype(np.float32)
+        scores, masks = predictor.raw(x)
+        ref_scores, ref_masks = _torch_raw(checkpoint, x)
+        assert masks.shape == (ref_masks.shape[0], hw[0] // 4, hw[1] // 4)
+        assert np.abs(scores - ref_scores).max() <= 1e-4
+        assert np.abs(_sigmoid(masks) - _sigmoid(ref_masks)).max() <= 1e-4
+
+
+def test_export_with_data_records_accuracy(tiny_model, tmp_path):
+    checkpoint, data = tiny_model
+    out = tmp_path / "b"
+    export_bundle(checkpoint, "onnx", out, imgsz="128", data=str(data / "val"), log=lambda *_: None)
+    acc = read_bundle(out).meta["accuracy"]
+    assert abs(acc["drop"]) <= 0.1 and acc["images"] == 4
+
+
+def test_int8_onnx_keeps_float_ops_and_runs(tiny_model, tmp_path):
+    checkpoint, data = tiny_model
+    out = tmp_path / "int8"
+    export_bundle(checkpoint, "onnx", out, precision="int8", imgsz="128", calib=str(data / "train"), log=lambda *_: None)
+    import onnx
+
+    model = onnx.load(str(read_bundle(out).artifact()))
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    # sigmoid / softmax never get quantized: no QuantizeLinear directly consumes their output
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    assert not any(n.op_type == "QuantizeLinear" and producers.get(n.input[0]) in ("Sigmoid", "Softmax")
+                   for n in model.graph.node)
+    scores, masks = Predictor(out).raw(np.zeros((1, 3, 128, 128), np.float32))
+    assert np.isfinite(scores).all() and np.isfinite(masks).all()
+
+
+def test_jetson_bundle_onnx_qdq_and_cache(tiny_model, tmp_path):
+    import onnx
+
+    from edgeseg.export.tensorrt import read_calibration_cache
+
+    checkpoint, data = tiny_model
+    out = tmp_path / "jetson"
+    export_bundle(checkpoint, "jetson", out, precision="int8", imgsz="128", calib=str(data / "train"),
+                  data=str(data / "val"), log=lambda *_: None)
+    bundle = read_bundle(out)
+    for role in ("onnx", "qdq"):
+        model = onnx.load(str(bundle.artifact(role)))
+        onnx.checker.check_model(model, full_check=True)
+        assert model.opset_import[0].version <= 17
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        assert [d.dim_value for d in dims] == [1, 3, 128, 128]  # static for TensorRT
+    scales = read_calibration_cache(bundle.artifact("cache"))
+    assert "images" in scales and all(s > 0 for s in scales.values())
+    assert "trtexec" in bundle.meta["trtexec"] and (out / "README.md").is_file()
+    assert "accuracy" in bundle.meta
+    with pytest.raises(EdgesegError, match="engine build"):
+        pytest.importorskip("tensorrt", reason="TensorRT is not installed on this machine (no GPU)")
+        Predictor(out)
+
+
+def test_calibration_cache_round_trip(tmp_path):
+    from edgeseg.export.tensorrt import read_calibration_cache, write_calibration_cache
+
+    scales = {"images": 0.0173, "/encoder/Conv_output_0": 3.2e-3, "x:y": 1.5}
+    write_calibration_cache(tmp_path / "c.cache", scales)
+    back = read_calibration_cache(tmp_path / "c.cache")
+    assert back.keys() == scales.keys()
+    assert all(np.float32(scales[k]) == np.float32(back[k]) for k in scales)
+
+
+def test_bad_input_leaves_no_bundle(tiny_model, tmp_path):
+    checkpoint, data = tiny_model
+    out = tmp_path / "none"
+    with pytest.raises(EdgesegError, match="unknown target"):
+        export_bundle(checkpoint, "toaster", out, log=lambda *_: None)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    with pytest.raises(EdgesegError, match="empty"):
+        export_bundle(checkpoint, "onnx", out, precision="int8", calib=str(empty), log=lambda *_: None)
+    broken = tmp_path / "broken"
+    (broken / "images").mkdir(parents=True)
+    (broken / "images" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(EdgesegError, match="a.png"):
+        export_bundle(checkpoint, "onnx", out, precision="int8", imgsz="128", calib=str(broken / "images"),
+                      log=lambda *_: None)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
