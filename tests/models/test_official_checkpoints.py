@@ -50,7 +50,8 @@ def test_import_detectron2_file_round_trip(config, tmp_path):
     # Round trip: our checkpoint is itself a detectron2-format file that imports again.
     again = tmp_path / "again.pt"
     import_official(out, config, again)
-    assert all(torch.equal(load_model(again)[0].state_dict()[k], v) for k, v in state.items())
+    reloaded = load_model(again)[0].state_dict()
+    assert all(torch.equal(reloaded[k], v) for k, v in state.items())
 
 
 def test_import_lists_missing_and_unknown_keys(tmp_path):
