@@ -51,7 +51,7 @@ def export_onnx(model, path: Path, input_hw, dynamic: bool = False, opset: int =
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method: str = "minmax",
+def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method: str = "percentile",
                   exclude_nodes: list[str] | None = None) -> dict:
     """Static QDQ INT8 with ONNX Runtime: U8 activations, S8 per-channel weights."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -73,19 +73,25 @@ def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method:
 
     prepared = dst.with_suffix(".prep.onnx")
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+    nodes = [n for n in quantizable_nodes(prepared) if n not in set(exclude_nodes or [])]
     quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=QUANTIZED_OPS, calibrate_method=methods[method],
-                    nodes_to_exclude=exclude_nodes or [], extra_options={"CalibMovingAverage": False})
+                    op_types_to_quantize=QUANTIZED_OPS, nodes_to_quantize=nodes, calibrate_method=methods[method],
+                    extra_options={"CalibMovingAverage": False})
     prepared.unlink(missing_ok=True)
     return {"scheme": "QDQ U8S8 per-channel", "method": method, "quantized_ops": QUANTIZED_OPS,
             "float_nodes": exclude_nodes or []}
 
 
 def quantizable_nodes(path: Path) -> list[str]:
+    """Conv/MatMul/Gemm nodes that carry weights. MatMuls of two activations (the IAM pooling,
+    the mask product, the PPM's pooling matrices) stay float: INT8 there destroys the masks."""
     import onnx
 
-    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in QUANTIZED_OPS]
+    graph = onnx.load(str(path)).graph
+    consts = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in graph.node
+            if n.op_type == "Conv" or (n.op_type in QUANTIZED_OPS and any(i in consts for i in n.input))]
 
 
 def versions() -> dict:

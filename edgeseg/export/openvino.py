@@ -38,13 +38,25 @@ def _quantize(model, job):
     import nncf
 
     data = list(calibration_inputs(job.calib, job.input_hw))
-    ignored = nncf.IgnoredScope(names=job.exclude, validate=False) if job.exclude else None
+    ignored = nncf.IgnoredScope(names=job.exclude + activation_matmuls(model), validate=False)
     try:
         quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), ignored_scope=ignored,
                                   preset=nncf.QuantizationPreset.MIXED)
     except Exception as e:
         raise EdgesegError(f"NNCF quantization failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     return quantized, {"scheme": "NNCF PTQ (mixed preset)", "images": len(data), "float_nodes": job.exclude}
+
+
+def activation_matmuls(model) -> list[str]:
+    """MatMuls of two activations (IAM pooling, mask product, PPM pooling) stay float."""
+    return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"
+            and not any(_is_constant(op.input_value(i).get_node()) for i in range(2))]
+
+
+def _is_constant(node) -> bool:
+    while node.get_type_name() in ("Convert", "Reshape", "Transpose", "Unsqueeze") and node.get_input_size():
+        node = node.input_value(0).get_node()
+    return node.get_type_name() == "Constant"
 
 
 def fallback_candidates(job, already: list[str]) -> list[str]:

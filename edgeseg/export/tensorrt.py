@@ -56,9 +56,10 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
             x = next(self.it, None)
             return None if x is None else {"images": x}
 
+    nodes = [n for n in quantizable_nodes(src) if n not in set(job.exclude)]
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS,
-                    nodes_to_exclude=job.exclude,
+                    nodes_to_quantize=nodes,
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
     return {"scheme": "QDQ S8S8 symmetric per-channel (TensorRT explicit)", "float_nodes": job.exclude}
 
@@ -69,7 +70,8 @@ def collect_amax(onnx_path: Path, calib, input_hw) -> dict[str, float]:
     import onnxruntime as ort
 
     model = onnx.load(str(onnx_path))
-    wanted = {"images"} | {n.input[0] for n in model.graph.node if n.op_type in QUANTIZED_OPS}
+    quantized = set(quantizable_nodes(onnx_path))
+    wanted = {"images"} | {n.input[0] for n in model.graph.node if n.name in quantized}
     known = {o.name for o in model.graph.output}
     for name in sorted(wanted - known - {"images"}):
         model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
