@@ -75,13 +75,13 @@ def parse_imgsz(text: str | None, default: int) -> tuple[int, int]:
 
 
 def _deploy_model(checkpoint):
-    from edgeseg.engine.checkpoint import load_model, read_checkpoint
+    from edgeseg.engine.checkpoint import load_model
     from edgeseg.models.registry import DeployModel
 
     _, recipe, class_names = load_model(checkpoint)
     recipe.model.encoder.ppm_pool = "export"  # same numbers, plain MatMul instead of AdaptiveAvgPool
     model, _, _ = load_model(checkpoint, recipe)
-    return DeployModel(model).eval(), recipe, class_names, read_checkpoint
+    return DeployModel(model).eval(), recipe, class_names
 
 
 def export_bundle(checkpoint, target: str, out, precision: str | None = None, imgsz: str | None = None,
@@ -96,7 +96,7 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
     precision = precision or spec.precision
     if precision not in PRECISIONS or precision not in module.PRECISIONS:
         raise EdgesegError(f"--precision {precision}: {fmt or spec.format} supports {', '.join(module.PRECISIONS)}")
-    model, recipe, class_names, _ = _deploy_model(checkpoint)
+    model, recipe, class_names = _deploy_model(checkpoint)
     input_hw = parse_imgsz(imgsz, recipe.data.min_size_test // 32 * 32 or 640)
     calib_set = None
     if precision == "int8":

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.data.coco import read_image_rgb
-from edgeseg.errors import EdgesegError, fail
+from edgeseg.errors import fail
 from edgeseg.preprocess import preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -66,11 +66,6 @@ def resolve_calibration(source: str, count: int | None = None, warn=print) -> Ca
 def calibration_inputs(calib: CalibrationSet, input_hw, layout="NCHW"):
     """Yield preprocessed network inputs; an unreadable image is a one-line error naming it."""
     for path in calib.images:
-        try:
-            image = read_image_rgb(path)
-        except EdgesegError:
-            raise
-        except Exception:
-            raise fail(path, "cannot read calibration image") from None
+        image = read_image_rgb(path)  # one-line EdgesegError naming the file if unreadable
         x, _ = preprocess(image, input_hw=tuple(input_hw), layout=layout, name=str(path))
         yield x.astype(np.float32)

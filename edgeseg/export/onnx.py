@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
-
 from edgeseg.errors import EdgesegError
 from edgeseg.export.calibration import CalibrationSet, calibration_inputs
 
@@ -99,10 +97,6 @@ def versions() -> dict:
     import onnxruntime
 
     return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
-
-
-def random_input(input_hw, seed=0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((1, 3, *input_hw)).astype(np.float32)
 
 
 # --- the target interface -------------------------------------------------------------------
