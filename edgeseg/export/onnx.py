@@ -71,7 +71,7 @@ def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method:
 
     prepared = dst.with_suffix(".prep.onnx")
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-    nodes = [n for n in quantizable_nodes(prepared) if n not in set(exclude_nodes or [])]
+    nodes = quantizable_nodes(prepared, exclude_nodes)
     quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     op_types_to_quantize=QUANTIZED_OPS, nodes_to_quantize=nodes, calibrate_method=methods[method],
@@ -81,15 +81,16 @@ def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method:
             "float_nodes": exclude_nodes or []}
 
 
-def quantizable_nodes(path: Path) -> list[str]:
-    """Conv/MatMul/Gemm nodes that carry weights. MatMuls of two activations (the IAM pooling,
-    the mask product, the PPM's pooling matrices) stay float: INT8 there destroys the masks."""
+def quantizable_nodes(path: Path, exclude: list[str] | None = None) -> list[str]:
+    """Conv/MatMul/Gemm nodes that carry weights, minus ``exclude``. MatMuls of two activations
+    (IAM pooling, mask product, PPM pooling matrices) stay float: INT8 there destroys the masks."""
     import onnx
 
     graph = onnx.load(str(path)).graph
     consts = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    return [n.name for n in graph.node
-            if n.op_type == "Conv" or (n.op_type in QUANTIZED_OPS and any(i in consts for i in n.input))]
+    skip = set(exclude or [])
+    return [n.name for n in graph.node if n.name not in skip and
+            (n.op_type == "Conv" or (n.op_type in QUANTIZED_OPS and any(i in consts for i in n.input)))]
 
 
 def versions() -> dict:
@@ -115,7 +116,8 @@ def export(job) -> dict:
         meta["calibration"] = quantize_onnx(fp32, int8, job.calib, job.input_hw, exclude_nodes=job.exclude)
         fp32.unlink()
         meta["artifacts"] = {"model": int8.name}
-        meta["float_ops"] = "everything except Conv/MatMul/Gemm" + (f" and {len(job.exclude)} fallback nodes" if job.exclude else "")
+        meta["float_ops"] = ("everything except weighted Conv/MatMul/Gemm (activation MatMuls stay float)"
+                             + (f"; plus {len(job.exclude)} fallback nodes" if job.exclude else ""))
     return meta
 
 

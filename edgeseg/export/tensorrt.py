@@ -38,7 +38,7 @@ def export(job) -> dict:
         qdq = job.folder / "model_qdq.onnx"
         meta["calibration"] = quantize_qdq_symmetric(onnx_path, qdq, job)
         meta["artifacts"] = {"onnx": onnx_path.name, "qdq": qdq.name, "cache": "calibration.cache"}
-        meta["float_ops"] = "everything except Conv/MatMul/Gemm (Q/DQ placement)"
+        meta["float_ops"] = "everything except weighted Conv/MatMul/Gemm (Q/DQ placement)"
     meta["trtexec"] = trtexec_line(meta["artifacts"], job.precision)
     (job.folder / "README.md").write_text(bundle_readme(meta, job.precision))
     return meta
@@ -56,7 +56,7 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
             x = next(self.it, None)
             return None if x is None else {"images": x}
 
-    nodes = [n for n in quantizable_nodes(src) if n not in set(job.exclude)]
+    nodes = quantizable_nodes(src, job.exclude)
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS,
                     nodes_to_quantize=nodes,

@@ -70,6 +70,15 @@ def test_int8_onnx_keeps_float_ops_and_runs(tiny_model, tmp_path):
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
     assert not any(n.op_type == "QuantizeLinear" and producers.get(n.input[0]) in ("Sigmoid", "Softmax")
                    for n in model.graph.node)
+    # MatMuls of two activations (IAM pooling, mask product) are not quantized: a MatMul may have
+    # at most one dequantized activation input, the other dequantized input must be a weight.
+    consts = {i.name for i in model.graph.initializer}
+    node_of = {o: n for n in model.graph.node for o in n.output}
+    for n in model.graph.node:
+        if n.op_type == "MatMul":
+            dq = [node_of[i] for i in n.input if producers.get(i) == "DequantizeLinear"]
+            assert len(dq) < 2 or any(d.input[0] in consts for d in dq), n.name
+    assert any(n.op_type == "Conv" and producers.get(n.input[1]) == "DequantizeLinear" for n in model.graph.node)
     scores, masks = Predictor(out).raw(np.zeros((1, 3, 128, 128), np.float32))
     assert np.isfinite(scores).all() and np.isfinite(masks).all()
 
