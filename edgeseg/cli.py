@@ -100,20 +100,21 @@ def predict(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) 
 
 @app.command()
 def export(checkpoint: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt)."),
-           target: str = typer.Option(..., "--target", help="onnx, openvino or jetson."),
+           target: str = typer.Option(..., "--target", help="A format (onnx, openvino, tflite, tensorrt) or a device profile in devices/ (jetson, raspberrypi, intel, generic)."),
            precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (default: the target's)."),
            imgsz: Optional[str] = typer.Option(None, help="Input size H[,W], multiples of 32."),
            calib: Optional[str] = typer.Option(None, help="Calibration set for INT8 (see calibration/README.md)."),
            data: Optional[str] = typer.Option(None, "--data", help="Measure mask AP of float and exported model."),
            max_drop: Optional[float] = typer.Option(None, help="Largest AP drop (points) an INT8 export may have."),
            fmt: Optional[str] = typer.Option(None, "--format", help="Override the target's format."),
+           static: bool = typer.Option(False, "--static", help="Fixed input size even where the target allows dynamic (NPUs)."),
            out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder (default: beside the checkpoint).")):
     """Export a checkpoint to a bundle for a device: model artefact(s) + bundle.json."""
     from edgeseg.export import export_bundle
 
     precision_name = precision or "default"
     out = out or checkpoint.with_name(f"{checkpoint.stem}_{target}_{precision_name}")
-    export_bundle(checkpoint, target, out, precision, imgsz, calib, data, max_drop, fmt, log=_echo)
+    export_bundle(checkpoint, target, out, precision, imgsz, calib, data, max_drop, fmt, static, log=_echo)
     _echo(f"wrote bundle {out}")
 
 
@@ -127,6 +128,49 @@ def engine_build(bundle: Path = typer.Argument(..., help="A Jetson bundle from `
     from edgeseg.runtime.backends.tensorrt_backend import build_engine
 
     build_engine(read_bundle(bundle), precision, dla, workspace_gb, log=_echo)
+
+
+@app.command()
+def bench(models: List[Path] = typer.Argument(..., help="Bundle folders (or checkpoints); ratios are against the first."),
+          data: Optional[str] = typer.Option(None, "--data", help="COCO val set: frames from it and mask AP per model."),
+          frames: int = typer.Option(100, "--frames", help="Timed frames per model."),
+          warmup: int = typer.Option(10, "--warmup", help="Untimed runs per model first."),
+          threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the runtime's)."),
+          device: Optional[str] = typer.Option(None, "--device", help="Runtime device, e.g. CPU/GPU/NPU (OpenVINO)."),
+          report: Path = typer.Option(Path("runs/bench"), "--report", help="Report folder (JSON, Markdown, PNG)."),
+          progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """FPS report: latency per stage, FPS, memory and mask AP, several models measured interleaved."""
+    from edgeseg.bench import print_table, run_bench, write_report
+
+    result = run_bench([str(m) for m in models], data, frames, warmup, threads, device, progress, log=_echo)
+    print_table(result)
+    write_report(report, result)
+    _echo(f"report: {report}/report.md (+ report.json, report.png)")
+
+
+@app.command()
+def demo(model: Path = typer.Argument(..., help="A bundle folder (or a checkpoint, for comparison)."),
+         source: str = typer.Option("0", "--source", help="0 | /dev/videoN | FILE | FOLDER | rtsp://... | synthetic[:N]"),
+         show: Optional[bool] = typer.Option(None, "--show/--no-show", help="Window (default: when a display exists)."),
+         save: Optional[Path] = typer.Option(None, "--save", help="Annotated video out (.mp4, .avi, .mkv lossless)."),
+         threads: Optional[int] = typer.Option(None, "--threads"),
+         device: Optional[str] = typer.Option(None, "--device", help="Runtime device, e.g. CPU/GPU/NPU (OpenVINO)."),
+         score: float = typer.Option(0.3, "--score", help="Draw detections scoring at least this."),
+         frames: Optional[int] = typer.Option(None, "--frames", help="Stop after this many frames.")):
+    """Live demo: newest camera frame -> model -> overlay with FPS; Ctrl-C or q ends with a summary."""
+    import json
+
+    from edgeseg.demo import run_demo
+
+    summary = run_demo(model, source, show, str(save) if save else None, threads, device, score, frames, log=_echo)
+    _echo(f"demo: {summary['frames']} frames in {summary['seconds']:.1f} s, {summary['fps_end_to_end'] or 0:.1f} FPS "
+          f"end-to-end ({summary['fps_model_only'] or 0:.1f} model-only); dropped {summary['dropped']}, "
+          f"unreadable {summary['unreadable']}, reconnects {summary['reconnects']}"
+          + (f"; video {summary['video']}" if summary["video"] else ""))
+    typer.echo(json.dumps(summary))
+    if summary["error"]:
+        _echo(f"error: {summary['error']}")
+        raise typer.Exit(1)
 
 
 @app.command("import")

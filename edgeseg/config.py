@@ -145,22 +145,23 @@ def _valid_keys(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def _build(cls, values: dict, where: str, source):
+def build_typed(cls, values: dict, source, where: str = ""):
+    """Build dataclass ``cls`` from a mapping, coercing types; unknown keys list the valid ones."""
     if not isinstance(values, dict):
-        raise fail(source, f"'{where or 'recipe'}' must be a mapping, got {type(values).__name__}")
+        raise fail(source, f"'{where or 'top level'}' must be a mapping, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
         if key not in hints:
             name = f"{where}.{key}" if where else key
-            raise fail(source, f"unknown recipe key '{name}'; valid keys here: {', '.join(_valid_keys(cls))}")
+            raise fail(source, f"unknown key '{name}'; valid keys here: {', '.join(_valid_keys(cls))}")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}" if where else key, source)
     return cls(**kwargs)
 
 
 def _coerce(hint, value, where: str, source):
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value or {}, where, source)
+        return build_typed(hint, value or {}, source, where)
     origin = typing.get_origin(hint)
     if origin is list:
         if not isinstance(value, (list, tuple)):
@@ -193,9 +194,9 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise fail(path, "recipe not found")
+        raise fail(path, "file not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -203,7 +204,7 @@ def _read_yaml(path: Path) -> dict:
         at = f" at line {mark.line + 1}" if mark else ""
         raise fail(path, f"not valid YAML{at}") from None
     if not isinstance(data, dict):
-        raise fail(path, "a recipe must be a YAML mapping")
+        raise fail(path, "must be a YAML mapping")
     return data
 
 
@@ -235,18 +236,18 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 def load_recipe(name: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = resolve_recipe_path(name)
-    data = _read_yaml(path)
+    data = read_yaml(path)
     base = data.pop("base", None)
     if base:
         base_path = (path.parent / base).resolve()
-        base_data = _read_yaml(base_path)
+        base_data = read_yaml(base_path)
         if "base" in base_data:
             raise fail(path, f"base recipe {base} has a base of its own; only one level is allowed")
         data = _deep_merge(base_data, data)
     if overrides:
         data = _deep_merge(data, parse_overrides(overrides))
         path = f"{path} (with --set)"
-    return _build(Recipe, data, "", path)
+    return build_typed(Recipe, data, path)
 
 
 def recipe_to_dict(recipe) -> dict:
@@ -254,8 +255,8 @@ def recipe_to_dict(recipe) -> dict:
 
 
 def recipe_from_dict(data: dict, source="checkpoint") -> Recipe:
-    return _build(Recipe, data, "", source)
+    return build_typed(Recipe, data, source)
 
 
 def model_config_from_dict(data: dict, source="checkpoint") -> ModelConfig:
-    return _build(ModelConfig, data, "model", source)
+    return build_typed(ModelConfig, data, source, "model")

@@ -63,5 +63,8 @@ def postprocess(
     order = np.argsort(-final, kind="stable")[:max_detections]
     probs = _resize_stack(probs[order], meta.input_hw)
     rh, rw = meta.resized_hw
-    probs = _resize_stack(probs[:, :rh, :rw], (h, w))
+    if (rh, rw) != (h, w):  # same size: cv2 would return an exact copy, so skip the work
+        probs = _resize_stack(probs[:, :rh, :rw], (h, w))
+    elif (rh, rw) != tuple(meta.input_hw):
+        probs = probs[:, :rh, :rw]
     return Detections(probs > mask_threshold, final[order].astype(np.float32), labels[keep][order].astype(np.int64))

@@ -81,6 +81,13 @@ def draw_instances(
     return out
 
 
+def draw_detections(image_rgb: np.ndarray, detections, class_names: Sequence[str], score_threshold: float = 0.3):
+    """The overlay of ``edgeseg predict`` and ``edgeseg demo``: detections at or above the threshold."""
+    keep = detections.scores >= score_threshold
+    return draw_instances(image_rgb, detections.masks[keep], detections.labels[keep], detections.scores[keep],
+                          class_names)
+
+
 def save_image(path: str | os.PathLike, image_rgb: np.ndarray) -> None:
     """Encode an RGB uint8 image by the file suffix (.png, .jpg, ...) and write it atomically."""
     suffix = Path(path).suffix.lower()

@@ -19,6 +19,10 @@ def load_predictor(model_path, device: str | None = None, threads: int | None = 
     from edgeseg.engine.checkpoint import load_model
     from edgeseg.engine.predictor import TorchPredictor
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     model, recipe, class_names = load_model(model_path)
     return TorchPredictor(model, recipe, class_names)
 
@@ -40,7 +44,7 @@ def evaluate_model(model_path, data, out=None, device=None, threads=None) -> dic
 
 
 def predict_images(model_path, images, out, score_threshold: float = 0.3, device=None, threads=None) -> list[Path]:
-    from edgeseg.vis import draw_instances, save_image
+    from edgeseg.vis import draw_detections, save_image
 
     predictor = load_predictor(model_path, device, threads)
     out = Path(out)
@@ -53,8 +57,7 @@ def predict_images(model_path, images, out, score_threshold: float = 0.3, device
                                     list(range(1, len(predictor.class_names) + 1)))
         for r in results[len(results) - len(dets):]:
             r["file_name"] = str(path)
-        keep = dets.scores >= score_threshold
-        overlay = draw_instances(image, dets.masks[keep], dets.labels[keep], dets.scores[keep], predictor.class_names)
+        overlay = draw_detections(image, dets, predictor.class_names, score_threshold)
         target = out / f"{Path(path).stem}_overlay.png"
         save_image(target, overlay)
         written.append(target)

@@ -12,3 +12,15 @@ def tiny_model(tmp_path_factory):
     data = tiny_shapes(root / "shapes")
     train(tiny_recipe(data, root / "run", steps=3), show_progress=False, log=lambda *_: None)
     return root / "run" / "best.pt", data
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_model, tmp_path_factory):
+    """A static 128x128 ONNX bundle of the tiny model (the demo and bench tests run it)."""
+    pytest.importorskip("onnxruntime")
+    from edgeseg.export import export_bundle
+
+    checkpoint, data = tiny_model
+    out = tmp_path_factory.mktemp("bundle") / "onnx"
+    export_bundle(checkpoint, "onnx", out, imgsz="128", static=True, log=lambda *_: None)
+    return out

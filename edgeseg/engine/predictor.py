@@ -26,9 +26,14 @@ class TorchPredictor:
             scores, masks = self.model.scores_and_masks(self.model(images))
         return scores[0].float().cpu().numpy(), masks[0].float().cpu().numpy()
 
-    def __call__(self, image: np.ndarray, name: str = "image") -> Detections:
+    def prepare(self, image: np.ndarray, name: str = "image"):
         data = self.recipe.data
-        x, meta = preprocess(image, data.min_size_test, data.max_size_test, name=name)
-        scores, masks = self.raw(x)
+        return preprocess(image, data.min_size_test, data.max_size_test, name=name)
+
+    def finish(self, scores: np.ndarray, masks: np.ndarray, meta) -> Detections:
         inf = self.recipe.model.inference
         return postprocess(scores, masks, meta, inf.cls_threshold, inf.mask_threshold, inf.max_detections)
+
+    def __call__(self, image: np.ndarray, name: str = "image") -> Detections:
+        x, meta = self.prepare(image, name)
+        return self.finish(*self.raw(x), meta)

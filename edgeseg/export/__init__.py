@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import platform
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgeseg import __version__
@@ -27,15 +27,20 @@ class Target:
     dynamic: bool = False
     opset: int = 18
     layout: str = "NCHW"
+    imgsz: str = ""
+    calib: str = ""
+    runtime: dict = field(default_factory=dict)  # defaults the device runtime reads from the bundle
 
 
+# Format-level targets; device-level ones (jetson, raspberrypi, intel, generic) are profiles in devices/.
 TARGETS = {
     "onnx": Target("onnx", dynamic=True),
     "openvino": Target("openvino", dynamic=True),
-    "jetson": Target("tensorrt", precision="fp16", opset=17),
+    "tflite": Target("tflite", layout="NHWC"),
+    "tensorrt": Target("tensorrt", precision="fp16", opset=17),
 }
 FORMATS = {"onnx": "edgeseg.export.onnx", "openvino": "edgeseg.export.openvino",
-           "tensorrt": "edgeseg.export.tensorrt"}
+           "tensorrt": "edgeseg.export.tensorrt", "tflite": "edgeseg.export.tflite"}
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -53,6 +58,32 @@ class ExportJob:
     calib: object | None = None
     log: object = print
     exclude: list[str] = field(default_factory=list)  # layers kept in float (accuracy fallback)
+
+
+def resolve_target(name: str, fmt: str | None = None) -> Target:
+    """A format name, or a device profile from ``devices/``; ``fmt`` overrides the format."""
+    from dataclasses import asdict
+
+    from edgeseg.devices import load_profile, profile_names
+
+    if name in TARGETS:
+        target = TARGETS[name]
+    else:
+        profile = load_profile(name) if name and "/" not in name else None
+        if profile is None:
+            raise EdgesegError(f"unknown target '{name}'; valid: {', '.join([*TARGETS, *profile_names()])}")
+        if profile.format not in FORMATS:
+            raise EdgesegError(f"device profile '{name}' names unknown format '{profile.format}'")
+        target = Target(profile.format, profile.precision, profile.dynamic, profile.opset,
+                        TARGETS[profile.format].layout, profile.imgsz, profile.calib,
+                        {k: v for k, v in asdict(profile.runtime).items() if v})
+    if fmt and fmt != target.format:
+        if fmt not in FORMATS:
+            raise EdgesegError(f"unknown format '{fmt}'; valid: {', '.join(FORMATS)}")
+        base = TARGETS[fmt]
+        target = Target(fmt, target.precision if target.precision in format_module(fmt).PRECISIONS else base.precision,
+                        base.dynamic, base.opset, base.layout, target.imgsz, target.calib)
+    return target
 
 
 def format_module(name: str):
@@ -86,23 +117,23 @@ def _deploy_model(checkpoint):
 
 def export_bundle(checkpoint, target: str, out, precision: str | None = None, imgsz: str | None = None,
                   calib: str | None = None, data: str | None = None, max_drop: float | None = None,
-                  fmt: str | None = None, log=print) -> Path:
-    if target not in TARGETS:
-        raise EdgesegError(f"unknown target '{target}'; valid: {', '.join(TARGETS)}")
-    spec = TARGETS[target]
-    module = format_module(fmt or spec.format)
+                  fmt: str | None = None, static: bool = False, log=print) -> Path:
+    spec = resolve_target(target, fmt)
+    if static:
+        spec = replace(spec, dynamic=False)
+    module = format_module(spec.format)
     if not module.is_available():
         raise EdgesegError(f"target '{target}' needs its export tools: {module.INSTALL_HINT}")
     precision = precision or spec.precision
     if precision not in PRECISIONS or precision not in module.PRECISIONS:
-        raise EdgesegError(f"--precision {precision}: {fmt or spec.format} supports {', '.join(module.PRECISIONS)}")
+        raise EdgesegError(f"--precision {precision}: {spec.format} supports {', '.join(module.PRECISIONS)}")
     model, recipe, class_names = _deploy_model(checkpoint)
-    input_hw = parse_imgsz(imgsz, recipe.data.min_size_test // 32 * 32 or 640)
+    input_hw = parse_imgsz(imgsz or spec.imgsz, recipe.data.min_size_test // 32 * 32 or 640)
     calib_set = None
     if precision == "int8":
         from edgeseg.export.calibration import resolve_calibration
 
-        calib_set = resolve_calibration(calib or recipe.data.train, warn=log)
+        calib_set = resolve_calibration(calib or spec.calib or recipe.data.train, warn=log)
     from edgeseg.engine.checkpoint import file_sha256
 
     val = None
@@ -122,6 +153,7 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
                             folder, calib_set, log, exclude)
             meta = module.export(job)
             meta.update(_common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, file_sha256(checkpoint)))
+            meta["target"] = {"name": target, "format": spec.format, "runtime": spec.runtime}
             if calib_set:
                 meta["calibration"] = {**calib_set.summary(), **meta.get("calibration", {})}
             from edgeseg.runtime.bundle import write_bundle_meta

@@ -39,6 +39,10 @@ class Predictor:
         if threads is not None and threads < 1:
             raise EdgesegError(f"threads must be at least 1, got {threads}")
         self.bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+        if backend in (None, self.bundle.backend):  # the device profile's defaults, e.g. 4 threads on a Pi
+            defaults = self.bundle.meta.get("target", {}).get("runtime", {})
+            device = device or defaults.get("device")
+            threads = threads or defaults.get("threads")
         self.class_names = self.bundle.class_names
         self.session = open_session(self.bundle, device, threads, backend)
         self.layout = self.bundle.input.get("layout", "NCHW")
@@ -68,8 +72,10 @@ class Predictor:
             return preprocess(image, inp["min_size"], inp["max_size"], layout=self.layout, name=name)
         return preprocess(image, input_hw=self.bundle.input_hw, layout=self.layout, name=name)
 
-    def __call__(self, image: np.ndarray, name: str = "image") -> Detections:
-        x, meta = self.prepare(image, name)
-        scores, masks = self.raw(x)
+    def finish(self, scores: np.ndarray, masks: np.ndarray, meta) -> Detections:
         post = self.bundle.meta["postprocess"]
         return postprocess(scores, masks, meta, post["cls_threshold"], post["mask_threshold"], post["max_detections"])
+
+    def __call__(self, image: np.ndarray, name: str = "image") -> Detections:
+        x, meta = self.prepare(image, name)
+        return self.finish(*self.raw(x), meta)

@@ -22,6 +22,9 @@ class Session:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Idle worker threads would otherwise spin after each run and starve whatever runs next on
+        # a small board (capture/render threads, another model in an interleaved benchmark).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if device not in PROVIDERS:
             raise fail(bundle.path, f"unknown ONNX Runtime device '{device}'; valid: cpu, cuda, tensorrt")
         try:

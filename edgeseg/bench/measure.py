@@ -1,0 +1,145 @@
+"""``edgeseg bench``: latency of preprocessing, inference and postprocessing per bundle, measured
+interleaved (every frame goes through every bundle, in a rotating order) so that machine noise
+hits all bundles alike and their ratios hold on a busy machine. Torch-free unless a PyTorch
+checkpoint is one of the models."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.bench.system import rss_mib, system_info
+from edgeseg.errors import EdgesegError
+
+
+@dataclass
+class Entry:
+    path: Path
+    predictor: object
+    format: str
+    precision: str
+    size_mib: float
+    memory_mib: float = 0.0  # resident memory added by loading and warming up this model
+    mask_ap: float | None = None
+    input_shape: list | None = None  # the network input of the first timed frame
+    seconds: dict = field(default_factory=lambda: {"pre": [], "infer": [], "post": []})
+
+
+def describe(path: Path, predictor) -> tuple[str, str, float]:
+    """(format, precision, size on disk in MiB) of a bundle or a checkpoint."""
+    bundle = getattr(predictor, "bundle", None)
+    if bundle is None:
+        return "pytorch", "fp32", path.stat().st_size / 2**20
+    size = sum(a["bytes"] for a in bundle.meta["artifacts"].values())
+    return bundle.meta.get("target", {}).get("format", bundle.backend), bundle.meta["precision"], size / 2**20
+
+
+def load_frames(data: str | None, count: int) -> list[np.ndarray]:
+    """Up to ``count`` distinct frames: the val images with --data, else the synthetic camera."""
+    if data:
+        from edgeseg.data.coco import CocoDataset, read_image_rgb
+
+        dataset = CocoDataset(data)
+        return [read_image_rgb(r["file_name"]) for r in dataset.records[:count]]
+    from edgeseg.demo.sources import SyntheticSource
+
+    source = SyntheticSource(frames=count)
+    return [source.frame(i) for i in range(count)]
+
+
+def percentiles(values: list[float]) -> dict:
+    ms = np.asarray(values) * 1000
+    return {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99))}
+
+
+def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 10, threads: int | None = None,
+              device: str | None = None, progress: bool = True, log=print) -> dict:
+    from edgeseg.workflows import load_predictor
+
+    if not models:
+        raise EdgesegError("bench needs at least one bundle or checkpoint")
+    if threads is not None and threads < 1:
+        raise EdgesegError(f"--threads must be at least 1, got {threads}")
+    if frames < 1 or warmup < 0:
+        raise EdgesegError("--frames must be at least 1 and --warmup at least 0")
+    system = system_info(threads)
+    images = load_frames(data, min(frames, 200))
+    entries = []
+    for path in map(Path, models):
+        before = rss_mib()
+        predictor = load_predictor(path, device, threads)
+        x, _ = predictor.prepare(images[0])
+        for _ in range(max(warmup, 1)):
+            predictor.raw(x)
+        entries.append(Entry(path, predictor, *describe(path, predictor), memory_mib=max(rss_mib() - before, 0.0)))
+    if data:
+        _accuracy(entries, data, progress)
+    _time_interleaved(entries, images, frames, progress)
+    system["load_average_after"] = system_info(threads)["load_average"]
+    return _results(entries, system, data, frames, warmup)
+
+
+def _accuracy(entries, data, progress) -> None:
+    from edgeseg.data.coco import CocoDataset
+    from edgeseg.evaluation.dataset_eval import evaluate_dataset
+
+    dataset = CocoDataset(data)
+    for entry in entries:
+        if entry.predictor.class_names != dataset.class_names:
+            raise EdgesegError(f"{entry.path}: classes differ from {dataset.json_path}")
+        entry.mask_ap = evaluate_dataset(entry.predictor, dataset)["metrics"]["AP"] * 100
+
+
+def _time_interleaved(entries, images, frames, progress) -> None:
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task(f"timing {len(entries)} model(s)", total=frames)
+        for i in range(frames):
+            image = images[i % len(images)]
+            shift = i % len(entries)  # rotate who goes first so cache/turbo effects even out
+            for entry in entries[shift:] + entries[:shift]:
+                p, times = entry.predictor, entry.seconds
+                t0 = time.perf_counter()
+                x, meta = p.prepare(image)
+                t1 = time.perf_counter()
+                entry.input_shape = entry.input_shape or list(x.shape)
+                scores, masks = p.raw(x)
+                t2 = time.perf_counter()
+                p.finish(scores, masks, meta)
+                t3 = time.perf_counter()
+                times["pre"].append(t1 - t0)
+                times["infer"].append(t2 - t1)
+                times["post"].append(t3 - t2)
+            bar.advance(task)
+
+
+def _results(entries, system, data, frames, warmup) -> dict:
+    rows = []
+    for entry in entries:
+        s = entry.seconds
+        total = [a + b + c for a, b, c in zip(s["pre"], s["infer"], s["post"])]
+        latency = {k: percentiles(v) for k, v in {**s, "total": total}.items()}
+        rows.append({
+            "model": str(entry.path), "name": entry.path.name, "format": entry.format, "precision": entry.precision,
+            "size_mib": round(entry.size_mib, 2), "memory_mib": round(entry.memory_mib, 1),
+            "mask_ap": None if entry.mask_ap is None else round(entry.mask_ap, 2),
+            "latency_ms": latency,
+            "fps_model_only": 1000 / latency["infer"]["median"], "fps_end_to_end": 1000 / latency["total"]["median"],
+            "input_shape": entry.input_shape,
+        })
+    first = rows[0]
+    for row in rows:
+        row["speedup_model_only"] = row["fps_model_only"] / first["fps_model_only"]
+        row["speedup_end_to_end"] = row["fps_end_to_end"] / first["fps_end_to_end"]
+    return {"system": system, "data": data, "frames": frames, "warmup": warmup,
+            "peak_memory_mib": round(_peak_mib(), 1), "results": rows}
+
+
+def _peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,207 @@
+"""Frame sources behind one interface: cameras, streams, video files, image folders, synthetic.
+
+``read()`` returns ``(status, frame)``: ``ok`` with an RGB uint8 frame, ``skip`` for a frame that
+could not be decoded (the caller counts it and reads on), ``end`` at the end of a file, ``lost``
+when a live source stops delivering (the caller may reopen it). Torch-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.errors import EdgesegError, fail
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
+SOURCE_FORMS = "a camera index (0), /dev/videoN, a video file, an image folder, rtsp://... or synthetic[:FRAMES]"
+MAX_BAD_FRAMES = 25  # consecutive undecodable frames before a file counts as ended
+
+
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV prints backend warnings to stderr while probing devices; our errors say it in one line."""
+    logging = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
+    if logging is None:
+        yield
+        return
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
+def _to_rgb(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+class CaptureSource:
+    """A camera (index or /dev/videoN) or a network stream: live, may be lost and reopened."""
+
+    live = True
+
+    def __init__(self, spec: int | str):
+        self.spec = spec
+        self.name = f"camera {spec}" if isinstance(spec, int) else str(spec)
+        self.capture = None
+        self.fps = None
+
+    def open(self) -> None:
+        with quiet_opencv():
+            capture = cv2.VideoCapture(self.spec)
+        if not capture.isOpened():
+            capture.release()
+            raise EdgesegError(f"{self.name}: cannot be opened (no such camera, or it is in use)")
+        self.capture = capture
+        self.fps = capture.get(cv2.CAP_PROP_FPS) or None
+
+    def read(self):
+        ok, frame = self.capture.read() if self.capture is not None else (False, None)
+        return ("ok", _to_rgb(frame)) if ok and frame is not None else ("lost", None)
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+class VideoFileSource:
+    """A video file: every frame in order; an undecodable frame is skipped, the end ends it."""
+
+    live = False
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.name = str(path)
+        self.capture = None
+        self.fps = None
+        self.bad_in_a_row = 0
+
+    def open(self) -> None:
+        with quiet_opencv():
+            capture = cv2.VideoCapture(str(self.path))
+        ok = capture.isOpened() and capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0
+        if not ok:
+            capture.release()
+            raise fail(self.path, "not a readable video (OpenCV/FFmpeg cannot decode it)")
+        self.capture = capture
+        self.frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.fps = capture.get(cv2.CAP_PROP_FPS) or None
+
+    def read(self):
+        ok, frame = self.capture.read()
+        if ok and frame is not None:
+            self.bad_in_a_row = 0
+            return "ok", _to_rgb(frame)
+        position = int(self.capture.get(cv2.CAP_PROP_POS_FRAMES))
+        self.bad_in_a_row += 1
+        if position < self.frames - 1 and self.bad_in_a_row < MAX_BAD_FRAMES:
+            return "skip", None
+        return "end", None
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+class ImageFolderSource:
+    """Images of a folder in name order (or a single image): a recorded camera, frame by frame."""
+
+    live = False
+    fps = None
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.name = str(path)
+        self.files: list[Path] = []
+        self.index = 0
+
+    def open(self) -> None:
+        if self.path.is_dir():
+            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            self.files = [self.path]
+        if not self.files:
+            raise fail(self.path, "no images in this folder")
+
+    def read(self):
+        if self.index >= len(self.files):
+            return "end", None
+        path = self.files[self.index]
+        self.index += 1
+        frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if frame is None or frame.dtype != np.uint8:
+            return "skip", None
+        return "ok", _to_rgb(frame)
+
+    def close(self) -> None:
+        pass
+
+
+class SyntheticSource:
+    """Deterministic frames of the embedded shapes scenes, panning, as a stand-in for a camera."""
+
+    live = False
+    fps = 30.0
+
+    def __init__(self, frames: int = 300, size: int = 256, seed: int = 0, scenes: int = 8, hold: int = 30):
+        if frames < 1:
+            raise EdgesegError(f"synthetic:{frames}: the frame count must be at least 1")
+        self.frames, self.size, self.seed, self.scenes, self.hold = frames, size, seed, scenes, hold
+        self.name = f"synthetic:{frames}"
+        self.index = 0
+        self.cache: dict[int, np.ndarray] = {}
+
+    def open(self) -> None:
+        self.index = 0
+
+    def frame(self, index: int) -> np.ndarray:
+        from edgeseg.data.shapes import render_image
+
+        scene = (index // self.hold) % self.scenes
+        if scene not in self.cache:
+            self.cache[scene] = render_image(np.random.default_rng([self.seed, scene]), self.size)[0]
+        shift = 2 * (index % self.hold)  # a slow pan within a scene
+        return np.roll(self.cache[scene], shift, axis=1)
+
+    def read(self):
+        if self.index >= self.frames:
+            return "end", None
+        self.index += 1
+        return "ok", self.frame(self.index - 1)
+
+    def close(self) -> None:
+        pass
+
+
+def parse_source(spec: str):
+    """A source object for the ``--source`` string; a one-line error for anything else."""
+    text = str(spec).strip()
+    match = re.fullmatch(r"synthetic(?::(\d+))?", text)
+    if match:
+        return SyntheticSource(int(match.group(1))) if match.group(1) else SyntheticSource()
+    if text.isdigit():
+        return CaptureSource(int(text))
+    if re.fullmatch(r"/dev/video\d+", text):
+        if not Path(text).exists():
+            raise EdgesegError(f"{text}: no such camera device")
+        return CaptureSource(text)
+    if text.lower().startswith(STREAM_PREFIXES):
+        return CaptureSource(text)
+    path = Path(text)
+    if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
+        return ImageFolderSource(path)
+    if path.is_file():
+        return VideoFileSource(path)
+    raise EdgesegError(f"--source {text}: not found; expected {SOURCE_FORMS}")

@@ -1,0 +1,123 @@
+"""TFLite/LiteRT export: litert-torch converts the torch graph directly (no TensorFlow, no
+ONNX detour) with an NHWC input, which is what XNNPACK on Arm boards wants. FP16 stores
+weights as float16; INT8 is ai-edge-quantizer static quantization of the weighted ops only
+(CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED): the same policy as the other targets, so
+BATCH_MATMUL (IAM pooling, mask product), sigmoid and softmax stay float."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export.calibration import calibration_inputs
+
+PRECISIONS = ("fp32", "fp16", "int8")
+INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[tflite]'"
+QUANTIZED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+SIGNATURE = "serving_default"
+
+
+def is_available() -> bool:
+    return all(importlib.util.find_spec(m) for m in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert"))
+
+
+def convert(model, path: Path, input_hw) -> None:
+    import litert_torch
+    import torch
+
+    x = torch.zeros(1, *input_hw, 3)
+    try:
+        nhwc = litert_torch.to_channel_last_io(model, args=[0]).eval()
+        with torch.no_grad():
+            litert_torch.convert(nhwc, (x,)).export(str(path))
+    except Exception as e:
+        raise EdgesegError(f"TFLite conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+
+
+def _quantizer(path: Path, precision: str, exclude: list[str]):
+    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer
+
+    qt = quantizer.Quantizer(str(path))
+    ops = qtyping.TFLOperationName
+    names = algorithm_manager.AlgorithmName
+    for op in QUANTIZED_OPS:
+        if precision == "int8":
+            qt.add_static_config(".*", ops[op], activation_num_bits=8, weight_num_bits=8)
+        else:
+            qt.add_weight_only_config(".*", ops[op], 16, algorithm_key=names.FLOAT_CASTING)
+    for name in exclude:  # later rules win: these layers stay float (accuracy fallback)
+        qt.add_dynamic_config(f"^{re.escape(name)}$", ops.ALL_SUPPORTED, 8, algorithm_key=names.NO_QUANTIZE)
+    return qt
+
+
+def quantize(src: Path, dst: Path, precision: str, calib=None, input_hw=None, exclude: list[str] | None = None) -> dict:
+    exclude = exclude or []
+    qt = _quantizer(src, precision, exclude)
+    try:
+        result = None
+        if precision == "int8":
+            data = [{_input_name(src): x} for x in calibration_inputs(calib, input_hw, layout="NHWC")]
+            result = qt.calibrate({SIGNATURE: data}, num_threads=2)
+        qt.quantize(result).export_model(str(dst), overwrite=True)
+    except EdgesegError:
+        raise
+    except Exception as e:
+        raise EdgesegError(f"TFLite {precision} quantization failed: {type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:200]}") from None
+    if precision == "fp16":
+        return {"scheme": "float16 weights (FLOAT_CASTING), float32 compute"}
+    return {"scheme": "ai-edge-quantizer static INT8 (int8 activations, per-channel int8 weights)",
+            "quantized_ops": list(QUANTIZED_OPS), "float_nodes": exclude}
+
+
+def _input_name(path: Path) -> str:
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(str(path)).get_signature_runner(SIGNATURE)
+    return next(iter(runner.get_input_details()))
+
+
+def weighted_tensors(path: Path) -> list[str]:
+    """Output tensor names of the quantizable ops, in graph order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(str(path))
+    tensors = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    return [tensors[op["outputs"][0]] for op in it._get_ops_details() if op["op_name"] in QUANTIZED_OPS]
+
+
+def versions() -> dict:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("litert-torch", "ai-edge-quantizer", "ai-edge-litert")}
+
+
+def export(job) -> dict:
+    fp32 = job.folder / "model.tflite"
+    convert(job.model, fp32, job.input_hw)
+    meta = {"backend": "litert", "artifacts": {"model": fp32.name}, "versions": versions(), "float_ops": "all"}
+    if job.precision != "fp32":
+        out = job.folder / f"model_{job.precision}.tflite"
+        meta["calibration" if job.precision == "int8" else "quantization"] = quantize(
+            fp32, out, job.precision, job.calib, job.input_hw, job.exclude)
+        fp32.rename(job.folder.parent / "reference_fp32.tflite")
+        meta["artifacts"] = {"model": out.name}
+        if job.precision == "int8":
+            meta["float_ops"] = ("everything except CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED"
+                                 + (f"; plus {len(job.exclude)} fallback layers" if job.exclude else ""))
+    return meta
+
+
+def fallback_candidates(job, already: list[str]) -> list[str]:
+    """Next weighted layers to keep in float, from the output side, doubling each round."""
+    names = [n for n in weighted_tensors(job.folder.parent / "reference_fp32.tflite") if n not in already]
+    take = max(4, len(already))
+    return names[-take:] if names else []
+
+
+def load(bundle):
+    from edgeseg.runtime import Predictor
+
+    return Predictor(bundle)

@@ -1,0 +1,66 @@
+"""edgeseg bench: interleaved timing, ratios, accuracy, and the report folder."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from edgeseg.bench import run_bench, write_report
+from edgeseg.errors import EdgesegError
+from tests.helpers import REPO
+
+
+def test_bench_checkpoint_and_bundle_with_report(tiny_model, tiny_bundle, tmp_path):
+    checkpoint, data = tiny_model
+    result = run_bench([checkpoint, tiny_bundle], data=str(data / "val"), frames=4, warmup=1, progress=False)
+    torch_row, onnx_row = result["results"]
+    assert (torch_row["format"], onnx_row["format"], onnx_row["precision"]) == ("pytorch", "onnx", "fp32")
+    assert torch_row["speedup_model_only"] == 1.0
+    assert onnx_row["speedup_end_to_end"] == pytest.approx(onnx_row["fps_end_to_end"] / torch_row["fps_end_to_end"])
+    for row in result["results"]:
+        assert len(row["latency_ms"]["infer"]) == 3 and row["mask_ap"] is not None and row["size_mib"] > 0
+        lat = row["latency_ms"]["total"]
+        assert lat["median"] <= lat["p90"] <= lat["p99"]
+        assert row["fps_model_only"] >= row["fps_end_to_end"]
+    assert onnx_row["input_shape"] == [1, 3, 128, 128]
+    system = result["system"]
+    assert system["cores"] and system["cpu"] and "onnxruntime" in system["runtimes"]
+    folder = write_report(tmp_path / "report", result)
+    assert json.loads((folder / "report.json").read_text())["results"][1]["name"] == "onnx"
+    assert "| onnx | onnx | fp32 |" in (folder / "report.md").read_text()
+    assert cv2.imread(str(folder / "report.png")) is not None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threads": 0}, "--threads must be at least 1"),
+    ({"frames": 0}, "--frames must be at least 1"),
+])
+def test_bad_arguments(tiny_bundle, kwargs, message):
+    with pytest.raises(EdgesegError, match=message):
+        run_bench([tiny_bundle], progress=False, **kwargs)
+
+
+def test_cli_writes_report_and_refuses_foreign_bundle(tiny_bundle, tmp_path):
+    report = tmp_path / "r"
+    run = subprocess.run([sys.executable, "-m", "edgeseg.cli", "bench", str(tiny_bundle), "--frames", "3",
+                          "--warmup", "1", "--report", str(report), "--no-progress"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (report / "report.md").is_file() and "FPS" in run.stderr
+    # a bundle for a device this machine is not (TensorRT engine, no TensorRT here) -> one line
+    meta = json.loads((tiny_bundle / "bundle.json").read_text())
+    foreign = tmp_path / "jetson"
+    foreign.mkdir()
+    (foreign / "model.onnx").write_bytes((tiny_bundle / "model.onnx").read_bytes())
+    meta["backend"] = "tensorrt"
+    meta["artifacts"] = {"onnx": meta["artifacts"]["model"]}
+    (foreign / "bundle.json").write_text(json.dumps(meta))
+    run = subprocess.run([sys.executable, "-m", "edgeseg.cli", "bench", str(foreign), "--no-progress"], cwd=REPO,
+                         capture_output=True, text=True)
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
+        assert "needs TensorRT" in run.stderr

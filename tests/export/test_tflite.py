@@ -1,0 +1,81 @@
+"""TFLite bundles (litert-torch + ai-edge-quantizer, run by ai-edge-litert) from a tiny model."""
+
+import numpy as np
+import pytest
+import torch
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export import export_bundle
+from edgeseg.runtime import Predictor, read_bundle
+
+pytest.importorskip("litert_torch")
+pytest.importorskip("ai_edge_quantizer")
+pytest.importorskip("ai_edge_litert")
+
+
+def _torch_raw(checkpoint, x_nchw):
+    from edgeseg.engine.checkpoint import load_model
+
+    model, _, _ = load_model(checkpoint)
+    with torch.no_grad():
+        scores, masks = model.scores_and_masks(model(torch.from_numpy(x_nchw)))
+    return scores[0].numpy(), masks[0].numpy()
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_fp32_tflite_is_nhwc_matches_pytorch_and_refuses_other_sizes(tiny_model, tmp_path):
+    checkpoint, _ = tiny_model
+    out = tmp_path / "tflite"
+    export_bundle(checkpoint, "tflite", out, imgsz="128", log=lambda *_: None)
+    bundle = read_bundle(out)
+    assert bundle.backend == "litert" and bundle.input["layout"] == "NHWC" and not bundle.dynamic
+    predictor = Predictor(out, threads=1)
+    x = np.random.default_rng(0).standard_normal((1, 128, 128, 3)).astype(np.float32)
+    scores, masks = predictor.raw(x)
+    ref_scores, ref_masks = _torch_raw(checkpoint, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    assert masks.shape == ref_masks.shape
+    assert np.abs(scores - ref_scores).max() <= 1e-4
+    assert np.abs(_sigmoid(masks) - _sigmoid(ref_masks)).max() <= 1e-4
+    with pytest.raises(EdgesegError, match="takes 128x128 inputs, got 96x160"):
+        predictor.raw(np.zeros((1, 96, 160, 3), np.float32))
+    # an image of any size goes through the bundle's own fit-and-pad preprocessing
+    detections = predictor(np.full((90, 200, 3), 127, np.uint8))
+    assert detections.masks.shape[1:] == (90, 200)
+
+
+def test_int8_tflite_quantizes_weighted_ops_only(tiny_model, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    checkpoint, data = tiny_model
+    out = tmp_path / "int8"
+    export_bundle(checkpoint, "tflite", out, precision="int8", imgsz="128", calib=str(data / "train"),
+                  log=lambda *_: None)
+    bundle = read_bundle(out)
+    assert bundle.meta["calibration"]["images"] > 0
+    it = Interpreter(str(bundle.artifact()))
+    dtype = {t["index"]: t["dtype"] for t in it.get_tensor_details()}
+    ops = it._get_ops_details()
+    int8_ops = {op["op_name"] for op in ops if any(dtype[i] == np.int8 for i in op["inputs"] if i >= 0)}
+    assert {"CONV_2D", "FULLY_CONNECTED"} <= int8_ops
+    float_only = {"BATCH_MATMUL", "LOGISTIC", "SOFTMAX"}
+    assert not int8_ops & float_only, int8_ops & float_only
+    scores, masks = Predictor(out).raw(np.zeros((1, 128, 128, 3), np.float32))
+    assert np.isfinite(scores).all() and np.isfinite(masks).all()
+
+
+def test_fp16_tflite_stores_half_weights(tiny_model, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    checkpoint, _ = tiny_model
+    out = tmp_path / "fp16"
+    export_bundle(checkpoint, "tflite", out, precision="fp16", imgsz="128", log=lambda *_: None)
+    bundle = read_bundle(out)
+    dtypes = [t["dtype"] for t in Interpreter(str(bundle.artifact())).get_tensor_details()]
+    assert np.float16 in dtypes
+    x = np.random.default_rng(1).standard_normal((1, 128, 128, 3)).astype(np.float32)
+    scores, _ = Predictor(out).raw(x)
+    ref_scores, _ = _torch_raw(checkpoint, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    assert np.abs(scores - ref_scores).max() < 1e-2
