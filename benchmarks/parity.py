@@ -28,14 +28,19 @@ def main() -> None:
     for path in args.bundles:
         predictor = Predictor(path)
         worst_prob = worst_score = 0.0
+        worst_image = None
         for i in range(len(val)):
             x, _ = predictor.prepare(val.load_image(i))
             scores, masks = predictor.raw(x)
+            nchw = x.transpose(0, 3, 1, 2) if predictor.layout == "NHWC" else x
             with torch.no_grad():
-                ref_scores, ref_masks = model.scores_and_masks(model(torch.from_numpy(x)))
-            worst_prob = max(worst_prob, float(np.abs(sigmoid(masks) - sigmoid(ref_masks[0].numpy())).max()))
+                ref_scores, ref_masks = model.scores_and_masks(model(torch.from_numpy(np.ascontiguousarray(nchw))))
+            prob = float(np.abs(sigmoid(masks) - sigmoid(ref_masks[0].numpy())).max())
+            if prob > worst_prob:
+                worst_prob, worst_image = prob, val.records[i]["file_name"]
             worst_score = max(worst_score, float(np.abs(scores - ref_scores[0].numpy()).max()))
-        print(f"{path}: {len(val)} images, max |mask prob diff| {worst_prob:.2e}, max |score diff| {worst_score:.2e}")
+        print(f"{path}: {len(val)} images, max |mask prob diff| {worst_prob:.2e} ({worst_image}), "
+              f"max |score diff| {worst_score:.2e}")
 
 
 if __name__ == "__main__":

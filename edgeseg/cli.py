@@ -184,14 +184,29 @@ def import_(official: Path = typer.Argument(..., help="Official SparseInst .pth 
     _echo(f"wrote {out}")
 
 
+@app.command("ship")
+def ship_(checkpoint: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt)."),
+          out: Path = typer.Option(Path("runs/quickstart"), "--out"),
+          data: str = typer.Option("data/shapes/val", "--data", help="Val set for the benchmark's mask AP."),
+          imgsz: str = typer.Option("256", "--imgsz"),
+          calib: str = typer.Option("shapes", "--calib"),
+          progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """The device half of the quickstart on a trained checkpoint: export all targets, bench, demo clip."""
+    from edgeseg.workflows import ship
+
+    result = ship(checkpoint, out, data, imgsz, calib, progress, log=_echo)
+    _echo(f"report: {result['report']}/report.md")
+
+
 @app.command()
 def quickstart(out: Path = typer.Option(Path("runs/quickstart"), "--out"),
                recipe: str = typer.Option("quickstart", help="Recipe to train."),
-               progress: bool = typer.Option(True, "--progress/--no-progress")):
-    """Build the embedded data, train, evaluate and predict: the whole job on one CPU machine."""
+               progress: bool = typer.Option(True, "--progress/--no-progress"),
+               ship: bool = typer.Option(True, "--ship/--no-ship", help="Then export, benchmark and write a demo clip.")):
+    """Build the embedded data, train, evaluate, predict, export, benchmark and demo: the whole job."""
     from edgeseg.workflows import run_quickstart
 
-    run_quickstart(out, recipe, progress, log=_echo)
+    run_quickstart(out, recipe, progress, ship, log=_echo)
 
 
 def one_line(error: Exception) -> str:

@@ -65,8 +65,42 @@ def predict_images(model_path, images, out, score_threshold: float = 0.3, device
     return written
 
 
-def run_quickstart(out, recipe_name: str = "quickstart", progress: bool = True, log=print) -> dict:
-    """Data -> train -> eval -> predict on the embedded synthetic dataset."""
+QUICKSTART_BUNDLES = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
+                      ("tflite", "fp32"), ("tflite", "int8")]
+
+
+def ship(checkpoint, out, val: str, imgsz: str = "256", calib: str = "shapes", progress: bool = True,
+         log=print) -> dict:
+    """Export -> bench -> demo clip: the device half of the quickstart. Targets whose export tools
+    are not installed are skipped with a note."""
+    from edgeseg.bench import print_table, run_bench, write_report
+    from edgeseg.demo import run_demo
+    from edgeseg.export import TARGETS, export_bundle, format_module
+
+    out = Path(out)
+    bundles = []
+    for target, precision in QUICKSTART_BUNDLES:
+        if not format_module(TARGETS[target].format).is_available():
+            log(f"skipping {target}: {format_module(TARGETS[target].format).INSTALL_HINT}")
+            continue
+        folder = out / "bundles" / f"{target}_{precision}"
+        log(f"export {target} {precision} -> {folder}")
+        export_bundle(checkpoint, target, folder, precision, imgsz, calib=calib, log=lambda *_: None)
+        bundles.append(folder)
+    result = run_bench([checkpoint, *bundles], data=val, frames=100, warmup=10, progress=progress, log=log)
+    print_table(result)
+    report = write_report(out / "bench", result)
+    fastest = max(result["results"], key=lambda r: r["fps_model_only"])
+    clip = out / "demo.mp4"
+    demo = run_demo(fastest["model"], "synthetic:300", show=False, save=str(clip), log=log)
+    log(f"demo: {fastest['name']} on 300 synthetic frames, {demo['fps_end_to_end']:.1f} FPS end-to-end -> {clip}")
+    return {"bundles": [str(b) for b in bundles], "report": str(report), "demo": demo, "fastest": fastest["name"]}
+
+
+def run_quickstart(out, recipe_name: str = "quickstart", progress: bool = True, ship_it: bool = True,
+                   log=print) -> dict:
+    """Data -> train -> eval -> predict on the embedded synthetic dataset, then (``ship_it``)
+    export every target, benchmark the bundles and write a demo clip."""
     from edgeseg.config import load_recipe
     from edgeseg.engine.train import train
 
@@ -84,4 +118,7 @@ def run_quickstart(out, recipe_name: str = "quickstart", progress: bool = True, 
     log(f"quickstart: trained {summary['train_minutes']:.1f} min ({summary['step']} steps); "
         f"val mask AP {m['AP'] * 100:.1f}, AP50 {m['AP50'] * 100:.1f}; total {(time.time() - t0) / 60:.1f} min")
     log(f"checkpoint: {best}\noverlays: {out / 'predict'}")
-    return {"train": summary, "metrics": m}
+    shipped = ship(best, out, recipe.data.val, progress=progress, log=log) if ship_it else None
+    if shipped:
+        log(f"bundles: {out / 'bundles'}\ndemo clip: {out / 'demo.mp4'}\nreport: {shipped['report']}/report.md")
+    return {"train": summary, "metrics": m, "ship": shipped}

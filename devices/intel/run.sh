@@ -66,7 +66,7 @@ intel_state() {
         warn "no access to $node: add this user to the group owning it (usually render)"
       fi
       grep -q '"dynamic": *true' "$BUNDLE/bundle.json" \
-        && warn "$BUNDLE has dynamic input shapes; the NPU wants static ones: re-export with --imgsz H[,W]" ;;
+        && warn "$BUNDLE has dynamic input shapes; the NPU wants static ones: re-export with --static --imgsz H[,W]" ;;
   esac
   return 0
 }

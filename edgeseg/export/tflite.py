@@ -6,7 +6,9 @@ BATCH_MATMUL (IAM pooling, mask product), sigmoid and softmax stay float."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import re
 from pathlib import Path
 
@@ -27,6 +29,7 @@ def convert(model, path: Path, input_hw) -> None:
     import litert_torch
     import torch
 
+    litert_torch.config.show_progress = False
     x = torch.zeros(1, *input_hw, 3)
     try:
         nhwc = litert_torch.to_channel_last_io(model, args=[0]).eval()
@@ -95,6 +98,12 @@ def versions() -> dict:
 
 
 def export(job) -> dict:
+    # litert-torch and ai-edge-quantizer print progress and size reports to stdout; keep ours clean
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _export(job)
+
+
+def _export(job) -> dict:
     fp32 = job.folder / "model.tflite"
     convert(job.model, fp32, job.input_hw)
     meta = {"backend": "litert", "artifacts": {"model": fp32.name}, "versions": versions(), "float_ops": "all"}

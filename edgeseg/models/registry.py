@@ -40,6 +40,9 @@ class DeployModel(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        for module in model.modules():  # layers with an export-only numerically safer form
+            if hasattr(module, "for_export"):
+                module.for_export = True
 
     def forward(self, images):
         return self.model.scores_and_masks(self.model(images))

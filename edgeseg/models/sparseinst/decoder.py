@@ -29,9 +29,15 @@ def coordinate_features(x: torch.Tensor) -> torch.Tensor:
     return coords.to(x.dtype)
 
 
-def _normalized_iam(iam: torch.Tensor) -> torch.Tensor:
-    """sigmoid(IAM) normalised to sum to one over pixels: [B, N, HW]."""
-    prob = iam.sigmoid().flatten(2)
+def _normalized_iam(iam: torch.Tensor, for_export: bool = False) -> torch.Tensor:
+    """sigmoid(IAM) normalised to sum to one over pixels: [B, N, HW].
+
+    ``for_export`` spells the sigmoid as 1 / (1 + exp(-x)): ONNX Runtime's Sigmoid kernel has an
+    absolute error of ~1e-7, which the normalisation turns into a large relative error for a
+    weak map (a sum of tiny probabilities); its Exp is accurate to ~1e-7 relative. Training keeps
+    ``sigmoid`` (the explicit form has no finite gradient where exp(-x) overflows)."""
+    prob = torch.reciprocal(1 + torch.exp(-iam)) if for_export else iam.sigmoid()
+    prob = prob.flatten(2)
     return prob / prob.sum(-1, keepdim=True).clamp(min=1e-6)
 
 
@@ -55,8 +61,10 @@ class InstanceBranch(nn.Module):
             nn.init.normal_(module.weight, std=0.01)
         nn.init.constant_(self.mask_kernel.bias, 0.0)
 
+    for_export = False  # set by DeployModel
+
     def activation_weights(self, iam: torch.Tensor) -> torch.Tensor:
-        return _normalized_iam(iam)
+        return _normalized_iam(iam, self.for_export)
 
     def instance_features(self, inst: torch.Tensor) -> torch.Tensor:
         return inst
