@@ -151,7 +151,13 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
             folder.mkdir()
             job = ExportJob(model, recipe, class_names, input_hw, spec.dynamic, precision, spec.opset, spec.layout,
                             folder, calib_set, log, exclude)
-            meta = module.export(job)
+            try:
+                meta = module.export(job)
+            except EdgesegError:
+                raise
+            except Exception as e:  # a converter crash is a failed export, said in one line
+                first = (str(e).strip().splitlines() or [""])[0][:300]
+                raise EdgesegError(f"{spec.format} export failed: {type(e).__name__}: {first}; no bundle written") from None
             meta.update(_common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, file_sha256(checkpoint)))
             meta["target"] = {"name": target, "format": spec.format, "runtime": spec.runtime}
             if calib_set:

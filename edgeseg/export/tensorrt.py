@@ -16,7 +16,8 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError, fail
 from edgeseg.export.calibration import calibration_inputs
-from edgeseg.export.onnx import QUANTIZED_OPS, export_onnx, quantizable_nodes
+from edgeseg.export.onnx import ACTIVATIONS, QUANTIZED_OPS, export_onnx, fused_activations, quantizable_nodes
+from edgeseg.export.policy import next_fallback
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[onnx]'"
@@ -46,7 +47,8 @@ def export(job) -> dict:
 
 def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
     """TensorRT's explicit quantization wants symmetric INT8 (zero point 0) for activations too."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -57,10 +59,12 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
             return None if x is None else {"images": x}
 
     nodes = quantizable_nodes(src, job.exclude)
+    nodes += fused_activations(src, nodes)
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS,
-                    nodes_to_quantize=nodes,
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS + ACTIVATIONS,
+                    nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.Percentile,
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibMovingAverage": False,
+                                   "CalibMaxIntermediateOutputs": 16})
     return {"scheme": "QDQ S8S8 symmetric per-channel (TensorRT explicit)", "float_nodes": job.exclude}
 
 
@@ -126,8 +130,7 @@ def bundle_readme(meta: dict, precision: str) -> str:
 
 
 def fallback_candidates(job, already: list[str]) -> list[str]:
-    nodes = [n for n in quantizable_nodes(job.folder / "model.onnx") if n not in already]
-    return nodes[-max(4, len(already)):] if nodes else []
+    return next_fallback(quantizable_nodes(job.folder / "model.onnx"), already)
 
 
 def load(bundle):

@@ -1,8 +1,8 @@
 """TFLite/LiteRT export: litert-torch converts the torch graph directly (no TensorFlow, no
 ONNX detour) with an NHWC input, which is what XNNPACK on Arm boards wants. FP16 stores
-weights as float16; INT8 is ai-edge-quantizer static quantization of the weighted ops only
-(CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED): the same policy as the other targets, so
-BATCH_MATMUL (IAM pooling, mask product), sigmoid and softmax stay float."""
+weights as float16; INT8 is ai-edge-quantizer static quantization of the convolutions only
+(see ``edgeseg.export.policy``): BATCH_MATMUL (IAM pooling, mask product), the fully connected
+heads, sigmoid and softmax stay float."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.calibration import calibration_inputs
+from edgeseg.export.policy import next_fallback, FLOAT_LEADING_LAYERS, int8_layers, leading_float_layers
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[tflite]'"
-QUANTIZED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# FULLY_CONNECTED (the instance heads) stays float: TFLite static INT8 also quantizes an op's
+# output, and INT8 class/kernel logits cost 0.8 mask AP on the quickstart model (0.09 without).
+QUANTIZED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 SIGNATURE = "serving_default"
 
 
@@ -44,19 +47,20 @@ def _quantizer(path: Path, precision: str, exclude: list[str]):
 
     qt = quantizer.Quantizer(str(path))
     ops = qtyping.TFLOperationName
-    names = algorithm_manager.AlgorithmName
+    # layers kept float are left out of the pattern itself: an op's scope is "<output name>;"
+    pattern = f"^(?!(?:{'|'.join(map(re.escape, exclude))});$).*" if exclude else ".*"
     for op in QUANTIZED_OPS:
         if precision == "int8":
-            qt.add_static_config(".*", ops[op], activation_num_bits=8, weight_num_bits=8)
+            qt.add_static_config(pattern, ops[op], activation_num_bits=8, weight_num_bits=8)
         else:
-            qt.add_weight_only_config(".*", ops[op], 16, algorithm_key=names.FLOAT_CASTING)
-    for name in exclude:  # later rules win: these layers stay float (accuracy fallback)
-        qt.add_dynamic_config(f"^{re.escape(name)}$", ops.ALL_SUPPORTED, 8, algorithm_key=names.NO_QUANTIZE)
+            qt.add_weight_only_config(pattern, ops[op], 16, algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
     return qt
 
 
 def quantize(src: Path, dst: Path, precision: str, calib=None, input_hw=None, exclude: list[str] | None = None) -> dict:
     exclude = exclude or []
+    if precision == "int8":
+        exclude = leading_float_layers(weighted_tensors(src)) + exclude
     qt = _quantizer(src, precision, exclude)
     try:
         result = None
@@ -114,16 +118,16 @@ def _export(job) -> dict:
         fp32.rename(job.folder.parent / "reference_fp32.tflite")
         meta["artifacts"] = {"model": out.name}
         if job.precision == "int8":
-            meta["float_ops"] = ("everything except CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED"
+            meta["float_ops"] = ("everything except CONV_2D/DEPTHWISE_CONV_2D (heads and BATCH_MATMUL float); "
+                                 f"the first {FLOAT_LEADING_LAYERS} weighted layers"
                                  + (f"; plus {len(job.exclude)} fallback layers" if job.exclude else ""))
     return meta
 
 
 def fallback_candidates(job, already: list[str]) -> list[str]:
-    """Next weighted layers to keep in float, from the output side, doubling each round."""
-    names = [n for n in weighted_tensors(job.folder.parent / "reference_fp32.tflite") if n not in already]
-    take = max(4, len(already))
-    return names[-take:] if names else []
+    """Next weighted layers to keep in float (see ``policy.next_fallback``)."""
+    names = int8_layers(weighted_tensors(job.folder.parent / "reference_fp32.tflite"), already)
+    return next_fallback(names, already)
 
 
 def load(bundle):

@@ -158,3 +158,36 @@ def test_bad_input_leaves_no_bundle(tiny_model, tmp_path):
                       log=lambda *_: None)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_int8_policy_keeps_leading_layers_float_and_folds_relu(tiny_model, tmp_path):
+    import onnx
+
+    from edgeseg.export.policy import FLOAT_LEADING_LAYERS
+
+    checkpoint, data = tiny_model
+    out = tmp_path / "int8"
+    export_bundle(checkpoint, "onnx", out, precision="int8", imgsz="128", calib=str(data / "train"), log=lambda *_: None)
+    graph = onnx.load(str(read_bundle(out).artifact())).graph
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    quantized = [producers.get(n.input[1]) == "DequantizeLinear" for n in convs]
+    assert quantized[:FLOAT_LEADING_LAYERS] == [False] * FLOAT_LEADING_LAYERS and all(quantized[FLOAT_LEADING_LAYERS:])
+    # ReLU/ReLU6 after a quantized conv are folded into its output range: none is left between Q/DQ pairs
+    assert not any(n.op_type in ("Relu", "Clip") and producers.get(n.input[0]) == "DequantizeLinear"
+                   for n in graph.node)
+
+
+def test_max_drop_falls_back_then_fails_without_a_bundle(tiny_model, tmp_path):
+    checkpoint, data = tiny_model
+    out = tmp_path / "gated"
+    logs = []
+    with pytest.raises(EdgesegError, match="no float fallback left; no bundle written"):
+        export_bundle(checkpoint, "onnx", out, precision="int8", imgsz="128", calib=str(data / "train"),
+                      data=str(data / "val"), max_drop=-100.0, log=logs.append)
+    rounds = [line for line in logs if "more layers in float" in line]
+    assert len(rounds) >= 2 and "keeping 4 more" in rounds[0]
+    assert not out.exists() and not list(tmp_path.glob(".edgeseg-export-*"))
+    export_bundle(checkpoint, "onnx", out, precision="int8", imgsz="128", calib=str(data / "train"),
+                  data=str(data / "val"), max_drop=100.0, log=lambda *_: None)
+    assert read_bundle(out).meta["accuracy"]["drop"] <= 100.0

@@ -46,7 +46,7 @@ def test_fp32_tflite_is_nhwc_matches_pytorch_and_refuses_other_sizes(tiny_model,
     assert detections.masks.shape[1:] == (90, 200)
 
 
-def test_int8_tflite_quantizes_weighted_ops_only(tiny_model, tmp_path):
+def test_int8_tflite_quantizes_convolutions_only(tiny_model, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     checkpoint, data = tiny_model
@@ -59,8 +59,8 @@ def test_int8_tflite_quantizes_weighted_ops_only(tiny_model, tmp_path):
     dtype = {t["index"]: t["dtype"] for t in it.get_tensor_details()}
     ops = it._get_ops_details()
     int8_ops = {op["op_name"] for op in ops if any(dtype[i] == np.int8 for i in op["inputs"] if i >= 0)}
-    assert {"CONV_2D", "FULLY_CONNECTED"} <= int8_ops
-    float_only = {"BATCH_MATMUL", "LOGISTIC", "SOFTMAX"}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D"} <= int8_ops
+    float_only = {"BATCH_MATMUL", "LOGISTIC", "SOFTMAX", "FULLY_CONNECTED"}
     assert not int8_ops & float_only, int8_ops & float_only
     scores, masks = Predictor(out).raw(np.zeros((1, 128, 128, 3), np.float32))
     assert np.isfinite(scores).all() and np.isfinite(masks).all()
