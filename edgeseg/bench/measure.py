@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.bench.system import rss_mib, system_info
+from edgeseg.bench.memory import peak_memory_mib
+from edgeseg.bench.system import system_info
 from edgeseg.errors import EdgesegError
 
 
@@ -22,7 +23,7 @@ class Entry:
     format: str
     precision: str
     size_mib: float
-    memory_mib: float = 0.0  # resident memory added by loading and warming up this model
+    memory_mib: float | None = None  # peak RSS of a process that loads and runs only this model
     mask_ap: float | None = None
     input_shape: list | None = None  # the network input of the first timed frame
     seconds: dict = field(default_factory=lambda: {"pre": [], "infer": [], "post": []})
@@ -69,12 +70,13 @@ def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 
     images = load_frames(data, min(frames, 200))
     entries = []
     for path in map(Path, models):
-        before = rss_mib()
         predictor = load_predictor(path, device, threads)
         x, _ = predictor.prepare(images[0])
         for _ in range(max(warmup, 1)):
             predictor.raw(x)
-        entries.append(Entry(path, predictor, *describe(path, predictor), memory_mib=max(rss_mib() - before, 0.0)))
+        entries.append(Entry(path, predictor, *describe(path, predictor)))
+    for entry in entries:
+        entry.memory_mib = peak_memory_mib(str(entry.path), threads, device)
     if data:
         _accuracy(entries, data, progress)
     _time_interleaved(entries, images, frames, progress)
@@ -125,7 +127,7 @@ def _results(entries, system, data, frames, warmup) -> dict:
         latency = {k: percentiles(v) for k, v in {**s, "total": total}.items()}
         rows.append({
             "model": str(entry.path), "name": entry.path.name, "format": entry.format, "precision": entry.precision,
-            "size_mib": round(entry.size_mib, 2), "memory_mib": round(entry.memory_mib, 1),
+            "size_mib": round(entry.size_mib, 2), "peak_memory_mib": entry.memory_mib,
             "mask_ap": None if entry.mask_ap is None else round(entry.mask_ap, 2),
             "latency_ms": latency,
             "fps_model_only": 1000 / latency["infer"]["median"], "fps_end_to_end": 1000 / latency["total"]["median"],
@@ -135,11 +137,4 @@ def _results(entries, system, data, frames, warmup) -> dict:
     for row in rows:
         row["speedup_model_only"] = row["fps_model_only"] / first["fps_model_only"]
         row["speedup_end_to_end"] = row["fps_end_to_end"] / first["fps_end_to_end"]
-    return {"system": system, "data": data, "frames": frames, "warmup": warmup,
-            "peak_memory_mib": round(_peak_mib(), 1), "results": rows}
-
-
-def _peak_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"system": system, "data": data, "frames": frames, "warmup": warmup, "results": rows}

@@ -28,13 +28,13 @@ def table_rows(result: dict) -> list[list[str]]:
             r["name"], r["format"], r["precision"], f"{r['size_mib']:.1f}", _ap(r),
             f"{lat['pre']['median']:.2f}", f"{lat['infer']['median']:.2f} / {lat['infer']['p90']:.2f} / {lat['infer']['p99']:.2f}",
             f"{lat['post']['median']:.2f}", f"{r['fps_model_only']:.1f}", f"{r['fps_end_to_end']:.1f}",
-            f"{r['speedup_model_only']:.2f}x", f"{r['memory_mib']:.0f}",
+            f"{r['speedup_model_only']:.2f}x", "-" if r["peak_memory_mib"] is None else f"{r['peak_memory_mib']:.0f}",
         ])
     return rows
 
 
 HEADERS = ["model", "format", "precision", "MiB", "mask AP", "pre ms", "infer ms (med/p90/p99)", "post ms",
-           "FPS model", "FPS e2e", "vs first", "mem MiB"]
+           "FPS model", "FPS e2e", "vs first", "peak MiB"]
 
 
 def print_table(result: dict) -> None:

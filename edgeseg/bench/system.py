@@ -90,14 +90,3 @@ def system_info(threads: int | None) -> dict:
         "threads": threads or "runtime default", "load_average": [round(x, 2) for x in load] if load else None,
         "runtimes": runtime_versions(), "board": board(), "clocks": clocks(), "temperatures_c": temperatures(),
     }
-
-
-def rss_mib() -> float:
-    """Resident memory of this process now (Linux), else the peak so far."""
-    status = _read("/proc/self/status") or ""
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -121,7 +121,7 @@ def run_demo(model, source: str, show: bool | None = None, save: str | None = No
     if threads is not None and threads < 1:
         raise EdgesegError(f"--threads must be at least 1, got {threads}")
     src = parse_source(source)
-    predictor = load_predictor(model, device, threads)
+    predictor = load_predictor(model, device, threads or _default_threads(model))
     if show is None:
         show = display_available()
     elif show and not display_available():
@@ -168,6 +168,16 @@ def run_demo(model, source: str, show: bool | None = None, save: str | None = No
     times["post"] = renderer.post_seconds
     elapsed = ended - started if started and ended else 0.0
     return _summary(src, grabber.stats, frames, elapsed, times, save if sink and frames else None, show)
+
+
+def _default_threads(model) -> int | None:
+    """Leave one core to capture and rendering, unless the bundle's device profile says otherwise:
+    on a small CPU, inference on every core starves the other two stages of the pipeline."""
+    from edgeseg.runtime.bundle import read_bundle
+
+    if Path(model).is_dir() and read_bundle(model, verify=False).meta.get("target", {}).get("runtime", {}).get("threads"):
+        return None
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _on_sigint(stop: threading.Event):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.calibration import CalibrationSet, calibration_inputs
-from edgeseg.export.policy import next_fallback, FLOAT_LEADING_LAYERS, int8_layers
+from edgeseg.export.policy import FLOAT_LEADING_LAYERS, int8_layers, next_fallback
+from edgeseg.export.quiet import quiet
 
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
 ACTIVATIONS = ["Relu", "Clip"]  # fused into the preceding quantized conv's output range
@@ -36,10 +37,11 @@ def export_onnx(model, path: Path, input_hw, dynamic: bool = False, opset: int =
         hh, ww = torch.export.Dim("h32", min=2, max=64), torch.export.Dim("w32", min=2, max=64)
         shapes = {"images": {2: 32 * hh, 3: 32 * ww}}
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet():
             if opset >= 18:
                 torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
-                                  opset_version=opset, dynamo=True, external_data=False, dynamic_shapes=shapes)
+                                  opset_version=opset, dynamo=True, external_data=False, dynamic_shapes=shapes,
+                                  verbose=False)
             else:  # consumers limited to opset 17 (TensorRT 8.5 on JetPack 5): TorchScript exporter
                 axes = {INPUT_NAME: {2: "height", 3: "width"}} if dynamic else None
                 torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
@@ -75,11 +77,12 @@ def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method:
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     nodes = quantizable_nodes(prepared, exclude_nodes)
     nodes += fused_activations(prepared, nodes)
-    quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=QUANTIZED_OPS + ACTIVATIONS, nodes_to_quantize=nodes,
-                    calibrate_method=methods[method],
-                    extra_options={"CalibMovingAverage": False, "CalibMaxIntermediateOutputs": 16})
+    with quiet():  # ORT prints calibration progress
+        quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=QUANTIZED_OPS + ACTIVATIONS, nodes_to_quantize=nodes,
+                        calibrate_method=methods[method],
+                        extra_options={"CalibMovingAverage": False, "CalibMaxIntermediateOutputs": 16})
     prepared.unlink(missing_ok=True)
     return {"scheme": "QDQ U8S8 per-channel", "method": method, "quantized_ops": QUANTIZED_OPS,
             "float_nodes": exclude_nodes or []}

@@ -9,7 +9,8 @@ import importlib.util
 from edgeseg.errors import EdgesegError
 from edgeseg.export.calibration import calibration_inputs
 from edgeseg.export.onnx import export_onnx
-from edgeseg.export.policy import next_fallback, FLOAT_LEADING_LAYERS, int8_layers, leading_float_layers
+from edgeseg.export.policy import FLOAT_LEADING_LAYERS, int8_layers, leading_float_layers, next_fallback
+from edgeseg.export.quiet import quiet
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[onnx,openvino]'"
@@ -53,8 +54,9 @@ def _quantize(model, job):
     advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix.DISABLE,
                                               activations_range_estimator_params=RangeEstimatorParametersSet.HISTOGRAM)
     try:
-        quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), ignored_scope=ignored,
-                                  preset=nncf.QuantizationPreset.MIXED, advanced_parameters=advanced)
+        with quiet():  # per-layer range warnings and progress bars
+            quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), ignored_scope=ignored,
+                                      preset=nncf.QuantizationPreset.MIXED, advanced_parameters=advanced)
     except Exception as e:
         raise EdgesegError(f"NNCF quantization failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     return quantized, {"scheme": "NNCF PTQ (mixed preset, histogram ranges)", "images": len(data),

@@ -18,6 +18,7 @@ from edgeseg.errors import EdgesegError, fail
 from edgeseg.export.calibration import calibration_inputs
 from edgeseg.export.onnx import ACTIVATIONS, QUANTIZED_OPS, export_onnx, fused_activations, quantizable_nodes
 from edgeseg.export.policy import next_fallback
+from edgeseg.export.quiet import quiet
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[onnx]'"
@@ -60,11 +61,12 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
 
     nodes = quantizable_nodes(src, job.exclude)
     nodes += fused_activations(src, nodes)
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS + ACTIVATIONS,
-                    nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.Percentile,
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibMovingAverage": False,
-                                   "CalibMaxIntermediateOutputs": 16})
+    with quiet():
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS + ACTIVATIONS,
+                        nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.Percentile,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "CalibMovingAverage": False, "CalibMaxIntermediateOutputs": 16})
     return {"scheme": "QDQ S8S8 symmetric per-channel (TensorRT explicit)", "float_nodes": job.exclude}
 
 

@@ -6,15 +6,14 @@ heads, sigmoid and softmax stay float."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import re
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.calibration import calibration_inputs
-from edgeseg.export.policy import next_fallback, FLOAT_LEADING_LAYERS, int8_layers, leading_float_layers
+from edgeseg.export.policy import FLOAT_LEADING_LAYERS, int8_layers, leading_float_layers, next_fallback
+from edgeseg.export.quiet import quiet
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[tflite]'"
@@ -102,8 +101,7 @@ def versions() -> dict:
 
 
 def export(job) -> dict:
-    # litert-torch and ai-edge-quantizer print progress and size reports to stdout; keep ours clean
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet():  # litert-torch and ai-edge-quantizer print progress bars and size reports
         return _export(job)
 
 

@@ -160,6 +160,21 @@ def test_bad_input_leaves_no_bundle(tiny_model, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_failed_conversion_is_one_line_and_writes_nothing(tiny_model, tmp_path, monkeypatch):
+    import edgeseg.export.onnx as onnx_format
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("Unsupported operator aten::frobnicate\n  huge C++ trace")
+
+    monkeypatch.setattr(onnx_format, "export_onnx", crash)
+    checkpoint, _ = tiny_model
+    out = tmp_path / "b"
+    with pytest.raises(EdgesegError, match=r"onnx export failed: RuntimeError: Unsupported operator aten::frobnicate; "
+                                           "no bundle written") as info:
+        export_bundle(checkpoint, "onnx", out, imgsz="128", log=lambda *_: None)
+    assert "\n" not in str(info.value) and not out.exists() and not list(tmp_path.iterdir())
+
+
 def test_int8_policy_keeps_leading_layers_float_and_folds_relu(tiny_model, tmp_path):
     import onnx
 
