@@ -37,3 +37,16 @@ def tiny_overrides(data_root: Path, out: Path, steps: int = 4, **extra) -> list[
 
 def tiny_recipe(data_root: Path, out: Path, steps: int = 4, **extra):
     return load_recipe("quickstart", tiny_overrides(data_root, out, steps, **extra))
+
+
+def torch_raw(checkpoint, x_nchw):
+    """PyTorch reference for a bundle: (scores [N, C], mask logits [N, h, w]) of one NCHW input."""
+    import numpy as np
+    import torch
+
+    from edgeseg.engine.checkpoint import load_model
+
+    model, _, _ = load_model(checkpoint)
+    with torch.no_grad():
+        scores, masks = model.scores_and_masks(model(torch.from_numpy(np.ascontiguousarray(x_nchw))))
+    return scores[0].numpy(), masks[0].numpy()

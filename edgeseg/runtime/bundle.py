@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeseg.errors import EdgesegError, fail
+from edgeseg.errors import fail
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "edgeseg-bundle/1"

@@ -1,26 +1,15 @@
 """Bundles for onnx / openvino / jetson from a tiny model: parity with PyTorch, INT8, bad input."""
 
-import json
-import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export import export_bundle
 from edgeseg.runtime import Predictor, read_bundle
+from tests.helpers import torch_raw
 
 onnx_ok = pytest.importorskip("onnxruntime") and pytest.importorskip("onnx")
-
-
-def _torch_raw(checkpoint, x):
-    from edgeseg.engine.checkpoint import load_model
-
-    model, _, _ = load_model(checkpoint)
-    with torch.no_grad():
-        scores, masks = model.scores_and_masks(model(torch.from_numpy(x)))
-    return scores[0].numpy(), masks[0].numpy()
 
 
 def _sigmoid(x):
@@ -43,7 +32,7 @@ def test_fp32_bundle_matches_pytorch_at_two_sizes(tiny_model, tmp_path, target):
     for hw in [(128, 128), (96, 160)]:  # the second size exercises the dynamic H/W graph
         x = np.random.default_rng(0).standard_normal((1, 3, *hw)).astype(np.float32)
         scores, masks = predictor.raw(x)
-        ref_scores, ref_masks = _torch_raw(checkpoint, x)
+        ref_scores, ref_masks = torch_raw(checkpoint, x)
         assert masks.shape == (ref_masks.shape[0], hw[0] // 4, hw[1] // 4)
         assert np.abs(scores - ref_scores).max() <= 1e-4
         assert np.abs(_sigmoid(masks) - _sigmoid(ref_masks)).max() <= 1e-4
@@ -127,7 +116,7 @@ def test_tensorrt_engine_build_and_eval(tiny_model, tmp_path):
     build_engine(read_bundle(out), log=lambda *_: None)
     x = np.random.default_rng(0).standard_normal((1, 3, 128, 128)).astype(np.float32)
     scores, masks = Predictor(out).raw(x)
-    ref_scores, ref_masks = _torch_raw(checkpoint, x)
+    ref_scores, ref_masks = torch_raw(checkpoint, x)
     assert np.abs(scores - ref_scores).max() < 1e-2, trt.__version__
 
 
@@ -193,16 +182,32 @@ def test_int8_policy_keeps_leading_layers_float_and_folds_relu(tiny_model, tmp_p
                    for n in graph.node)
 
 
-def test_max_drop_falls_back_then_fails_without_a_bundle(tiny_model, tmp_path):
+def test_max_drop_falls_back_then_fails_without_a_bundle(tiny_model, tmp_path, monkeypatch):
+    import edgeseg.export.onnx as onnx_format
+
     checkpoint, data = tiny_model
     out = tmp_path / "gated"
+    # one fallback round keeps every remaining layer float; the next finds nothing left to try
+    monkeypatch.setattr(onnx_format, "next_fallback", lambda layers, already: [n for n in layers if n not in already])
     logs = []
     with pytest.raises(EdgesegError, match="no float fallback left; no bundle written"):
         export_bundle(checkpoint, "onnx", out, precision="int8", imgsz="128", calib=str(data / "train"),
                       data=str(data / "val"), max_drop=-100.0, log=logs.append)
-    rounds = [line for line in logs if "more layers in float" in line]
-    assert len(rounds) >= 2 and "keeping 4 more" in rounds[0]
+    assert len([line for line in logs if "more layers in float" in line]) == 1
     assert not out.exists() and not list(tmp_path.glob(".edgeseg-export-*"))
     export_bundle(checkpoint, "onnx", out, precision="int8", imgsz="128", calib=str(data / "train"),
                   data=str(data / "val"), max_drop=100.0, log=lambda *_: None)
     assert read_bundle(out).meta["accuracy"]["drop"] <= 100.0
+
+
+def test_fallback_order_starts_at_the_input_and_doubles():
+    from edgeseg.export.policy import FLOAT_LEADING_LAYERS, int8_layers, next_fallback
+
+    layers = [f"conv{i}" for i in range(20)]
+    quantized = int8_layers(layers)
+    assert quantized[0] == f"conv{FLOAT_LEADING_LAYERS}"
+    first = next_fallback(quantized, [])
+    assert first == quantized[:4]
+    second = next_fallback(int8_layers(layers, first), first)
+    assert second == quantized[4:8]
+    assert next_fallback([], quantized) == []

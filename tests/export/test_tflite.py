@@ -2,24 +2,15 @@
 
 import numpy as np
 import pytest
-import torch
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export import export_bundle
 from edgeseg.runtime import Predictor, read_bundle
+from tests.helpers import torch_raw
 
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_quantizer")
 pytest.importorskip("ai_edge_litert")
-
-
-def _torch_raw(checkpoint, x_nchw):
-    from edgeseg.engine.checkpoint import load_model
-
-    model, _, _ = load_model(checkpoint)
-    with torch.no_grad():
-        scores, masks = model.scores_and_masks(model(torch.from_numpy(x_nchw)))
-    return scores[0].numpy(), masks[0].numpy()
 
 
 def _sigmoid(x):
@@ -35,7 +26,7 @@ def test_fp32_tflite_is_nhwc_matches_pytorch_and_refuses_other_sizes(tiny_model,
     predictor = Predictor(out, threads=1)
     x = np.random.default_rng(0).standard_normal((1, 128, 128, 3)).astype(np.float32)
     scores, masks = predictor.raw(x)
-    ref_scores, ref_masks = _torch_raw(checkpoint, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    ref_scores, ref_masks = torch_raw(checkpoint, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     assert masks.shape == ref_masks.shape
     assert np.abs(scores - ref_scores).max() <= 1e-4
     assert np.abs(_sigmoid(masks) - _sigmoid(ref_masks)).max() <= 1e-4
@@ -77,5 +68,5 @@ def test_fp16_tflite_stores_half_weights(tiny_model, tmp_path):
     assert np.float16 in dtypes
     x = np.random.default_rng(1).standard_normal((1, 128, 128, 3)).astype(np.float32)
     scores, _ = Predictor(out).raw(x)
-    ref_scores, _ = _torch_raw(checkpoint, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    ref_scores, _ = torch_raw(checkpoint, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     assert np.abs(scores - ref_scores).max() < 1e-2

@@ -1,7 +1,6 @@
 """The device runtime: torch-free, validates bundles, refuses wrong inputs with one line."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
