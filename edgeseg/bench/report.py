@@ -46,7 +46,9 @@ def print_table(result: dict) -> None:
         table.add_column(h, justify="left" if h in ("model", "format", "precision") else "right")
     for row in table_rows(result):
         table.add_row(*row)
-    console = Console(stderr=True)
+    import sys
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)  # logs: keep rows on one line
     console.print(table)
     s = result["system"]
     console.print(f"{s['cpu']} ({s['cores']} cores), threads {s['threads']}, load {s['load_average']} -> "

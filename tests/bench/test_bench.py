@@ -64,3 +64,13 @@ def test_cli_writes_report_and_refuses_foreign_bundle(tiny_bundle, tmp_path):
     except ImportError:
         assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
         assert "needs TensorRT" in run.stderr
+
+
+def test_peak_memory_is_the_models_own_not_the_parents(tiny_bundle):
+    import numpy as np
+
+    from edgeseg.bench.memory import peak_memory_mib
+
+    ballast = np.ones((400, 1024, 1024), np.uint8)  # this process: > 400 MiB resident
+    peak = peak_memory_mib(str(tiny_bundle))
+    assert ballast.sum() and peak is not None and 20 < peak < 400

@@ -132,5 +132,6 @@ def _cudart():
         try:
             from cuda import cudart
         except ImportError:
-            raise EdgesegError("running a TensorRT engine needs cuda-python: pip install cuda-python") from None
+            raise EdgesegError("running a TensorRT engine needs cuda-python matching the CUDA of JetPack, "
+                               "e.g. pip install 'cuda-python==12.6.*' on JetPack 6.1/6.2") from None
     return cudart
