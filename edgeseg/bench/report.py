@@ -78,7 +78,7 @@ def markdown(result: dict) -> str:
 def plot(result: dict) -> np.ndarray:
     """Left: stacked median latency per model. Right: mask AP against end-to-end FPS."""
     rows = result["results"]
-    h = max(320, 60 + 40 * len(rows))
+    h = max(320, 90 + 40 * len(rows))
     img = np.full((h, 1100, 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
     black = (0, 0, 0)
@@ -119,7 +119,9 @@ def _scatter(img, rows, box) -> None:
         py = int(bottom - (a - a_lo) / (a_hi - a_lo) * (bottom - top))
         color = PALETTE[i % len(PALETTE)][::-1]
         cv2.circle(img, (px, py), 6, color, cv2.FILLED)
-        cv2.putText(img, rows[i]["name"][:18], (min(px + 8, right - 120), py - 6), font, 0.38, color, 1, cv2.LINE_AA)
+        dy = -8 - 14 * (i % 3)  # stagger labels of neighbouring points
+        cv2.line(img, (px, py), (px + 6, py + dy + 4), color, 1)
+        cv2.putText(img, rows[i]["name"][:18], (min(px + 8, right - 120), py + dy), font, 0.38, color, 1, cv2.LINE_AA)
     cv2.putText(img, f"FPS 0..{f_hi:.0f}", (left, bottom + 18), font, 0.42, black, 1, cv2.LINE_AA)
     cv2.putText(img, f"AP {a_lo:.1f}..{a_hi:.1f}", (right - 130, bottom + 18), font, 0.42, black, 1, cv2.LINE_AA)
 
