@@ -63,8 +63,7 @@ def postprocess(
     order = np.argsort(-final, kind="stable")[:max_detections]
     probs = _resize_stack(probs[order], meta.input_hw)
     rh, rw = meta.resized_hw
-    if (rh, rw) != (h, w):  # same size: cv2 would return an exact copy, so skip the work
-        probs = _resize_stack(probs[:, :rh, :rw], (h, w))
-    elif (rh, rw) != tuple(meta.input_hw):
-        probs = probs[:, :rh, :rw]
+    probs = probs[:, :rh, :rw]
+    if (rh, rw) != (h, w):  # at the same size cv2 returns an exact copy: skip the work
+        probs = _resize_stack(probs, (h, w))
     return Detections(probs > mask_threshold, final[order].astype(np.float32), labels[keep][order].astype(np.int64))

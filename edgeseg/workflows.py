@@ -80,8 +80,9 @@ def ship(checkpoint, out, val: str, imgsz: str = "256", calib: str = "shapes", p
     out = Path(out)
     bundles = []
     for target, precision in QUICKSTART_BUNDLES:
-        if not format_module(TARGETS[target].format).is_available():
-            log(f"skipping {target}: {format_module(TARGETS[target].format).INSTALL_HINT}")
+        module = format_module(TARGETS[target].format)
+        if not module.is_available():
+            log(f"skipping {target}: {module.INSTALL_HINT}")
             continue
         folder = out / "bundles" / f"{target}_{precision}"
         log(f"export {target} {precision} -> {folder}")

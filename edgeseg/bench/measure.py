@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.bench.memory import peak_memory_mib
-from edgeseg.bench.system import system_info
+from edgeseg.bench.system import load_average, system_info
 from edgeseg.errors import EdgesegError
 
 
@@ -78,13 +78,13 @@ def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 
     for entry in entries:
         entry.memory_mib = peak_memory_mib(str(entry.path), threads, device)
     if data:
-        _accuracy(entries, data, progress)
+        _accuracy(entries, data, log)
     _time_interleaved(entries, images, frames, progress)
-    system["load_average_after"] = system_info(threads)["load_average"]
+    system["load_average_after"] = load_average()
     return _results(entries, system, data, frames, warmup)
 
 
-def _accuracy(entries, data, progress) -> None:
+def _accuracy(entries, data, log) -> None:
     from edgeseg.data.coco import CocoDataset
     from edgeseg.evaluation.dataset_eval import evaluate_dataset
 
@@ -93,6 +93,7 @@ def _accuracy(entries, data, progress) -> None:
         if entry.predictor.class_names != dataset.class_names:
             raise EdgesegError(f"{entry.path}: classes differ from {dataset.json_path}")
         entry.mask_ap = evaluate_dataset(entry.predictor, dataset)["metrics"]["AP"] * 100
+        log(f"{entry.path.name}: mask AP {entry.mask_ap:.2f} on {len(dataset)} images")
 
 
 def _time_interleaved(entries, images, frames, progress) -> None:

@@ -82,11 +82,14 @@ def board() -> dict:
     return info
 
 
+def load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def system_info(threads: int | None) -> dict:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
         "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-        "threads": threads or "runtime default", "load_average": [round(x, 2) for x in load] if load else None,
+        "threads": threads or "runtime default", "load_average": load_average(),
         "runtimes": runtime_versions(), "board": board(), "clocks": clocks(), "temperatures_c": temperatures(),
     }

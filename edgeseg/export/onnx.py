@@ -36,18 +36,15 @@ def export_onnx(model, path: Path, input_hw, dynamic: bool = False, opset: int =
     if dynamic:
         hh, ww = torch.export.Dim("h32", min=2, max=64), torch.export.Dim("w32", min=2, max=64)
         shapes = {"images": {2: 32 * hh, 3: 32 * ww}}
-    try:
-        with torch.no_grad(), quiet():
-            if opset >= 18:
-                torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
-                                  opset_version=opset, dynamo=True, external_data=False, dynamic_shapes=shapes,
-                                  verbose=False)
-            else:  # consumers limited to opset 17 (TensorRT 8.5 on JetPack 5): TorchScript exporter
-                axes = {INPUT_NAME: {2: "height", 3: "width"}} if dynamic else None
-                torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
-                                  opset_version=opset, dynamo=False, dynamic_axes=axes)
-    except Exception as e:
-        raise EdgesegError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+    with torch.no_grad(), quiet():  # a failure becomes export_bundle's one-line error
+        if opset >= 18:
+            torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
+                              opset_version=opset, dynamo=True, external_data=False, dynamic_shapes=shapes,
+                              verbose=False)
+        else:  # consumers limited to opset 17 (TensorRT 8.5 on JetPack 5): TorchScript exporter
+            axes = {INPUT_NAME: {2: "height", 3: "width"}} if dynamic else None
+            torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
+                              opset_version=opset, dynamo=False, dynamic_axes=axes)
     slim = onnxslim.slim(str(path))
     onnx.save(slim, str(path))
     onnx.checker.check_model(str(path), full_check=True)

@@ -10,7 +10,6 @@ import importlib.util
 import re
 from pathlib import Path
 
-from edgeseg.errors import EdgesegError
 from edgeseg.export.calibration import calibration_inputs
 from edgeseg.export.policy import FLOAT_LEADING_LAYERS, int8_layers, leading_float_layers, next_fallback
 from edgeseg.export.quiet import quiet
@@ -33,12 +32,9 @@ def convert(model, path: Path, input_hw) -> None:
 
     litert_torch.config.show_progress = False
     x = torch.zeros(1, *input_hw, 3)
-    try:
-        nhwc = litert_torch.to_channel_last_io(model, args=[0]).eval()
-        with torch.no_grad():
-            litert_torch.convert(nhwc, (x,)).export(str(path))
-    except Exception as e:
-        raise EdgesegError(f"TFLite conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+    nhwc = litert_torch.to_channel_last_io(model, args=[0]).eval()
+    with torch.no_grad():
+        litert_torch.convert(nhwc, (x,)).export(str(path))
 
 
 def _quantizer(path: Path, precision: str, exclude: list[str]):
@@ -61,17 +57,12 @@ def quantize(src: Path, dst: Path, precision: str, calib=None, input_hw=None, ex
     if precision == "int8":
         exclude = leading_float_layers(weighted_tensors(src)) + exclude
     qt = _quantizer(src, precision, exclude)
-    try:
-        result = None
-        if precision == "int8":
-            data = [{_input_name(src): x} for x in calibration_inputs(calib, input_hw, layout="NHWC")]
-            result = qt.calibrate({SIGNATURE: data}, num_threads=2)
-        qt.quantize(result).export_model(str(dst), overwrite=True)
-    except EdgesegError:
-        raise
-    except Exception as e:
-        raise EdgesegError(f"TFLite {precision} quantization failed: {type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:200]}") from None
+    result = None
+    if precision == "int8":
+        name = _input_name(src)
+        data = [{name: x} for x in calibration_inputs(calib, input_hw, layout="NHWC")]
+        result = qt.calibrate({SIGNATURE: data}, num_threads=2)
+    qt.quantize(result).export_model(str(dst), overwrite=True)
     if precision == "fp16":
         return {"scheme": "float16 weights (FLOAT_CASTING), float32 compute"}
     return {"scheme": "ai-edge-quantizer static INT8 (int8 activations, per-channel int8 weights)",
