@@ -47,7 +47,7 @@ def main() -> None:
         fp32 = rows.get((fmt, "fp32"), r)
         infer = r["latency_ms"]["infer"]
         speedup = fp32["latency_ms"]["infer"]["median"] / infer["median"]
-        print(f"{fmt:10} {precision:9} {r['mask_ap']:8.2f} {fp32['mask_ap'] - r['mask_ap']:8.2f} "
+        print(f"{fmt:10} {precision:9} {r['ap']:8.2f} {fp32['ap'] - r['ap']:8.2f} "
               f"{infer['median']:10.2f} {infer['p90']:8.2f} {speedup:13.2f}x")
     print(f"({result['frames']} frames, threads {result['system']['threads']}, load {result['system']['load_average']})")
 

@@ -31,10 +31,12 @@ def main() -> None:
         worst_image = None
         for i in range(len(val)):
             x, _ = predictor.prepare(val.load_image(i))
-            scores, masks = predictor.raw(x)
+            got = predictor.raw(x)
+            scores, masks = got["scores"], got["masks"]
             nchw = x.transpose(0, 3, 1, 2) if predictor.layout == "NHWC" else x
             with torch.no_grad():
-                ref_scores, ref_masks = model.scores_and_masks(model(torch.from_numpy(np.ascontiguousarray(nchw))))
+                ref = model.deploy_outputs(model(torch.from_numpy(np.ascontiguousarray(nchw))))
+                ref_scores, ref_masks = ref["scores"], ref["masks"]
             prob = float(np.abs(sigmoid(masks) - sigmoid(ref_masks[0].numpy())).max())
             if prob > worst_prob:
                 worst_prob, worst_image = prob, val.records[i]["file_name"]

@@ -6,6 +6,7 @@ Heavy modules (torch) are imported inside the commands that need them.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -64,9 +65,17 @@ def train(recipe: str = typer.Argument(..., help="Recipe file or name in recipes
           progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Train a model from a YAML recipe."""
     from edgeseg.config import load_recipe
+    from edgeseg.predictor import TRAIN_EXTRA
+
+    cfg = load_recipe(recipe, set_)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise EdgesegError(f"{recipe}: training needs the train extra (PyTorch), not installed here: "
+                           f"{TRAIN_EXTRA}") from None
     from edgeseg.engine.train import train as run
 
-    summary = run(load_recipe(recipe, set_), resume=resume, show_progress=progress, log=_echo)
+    summary = run(cfg, resume=resume, show_progress=progress, log=_echo)
     _echo(f"done: {summary}")
 
 
@@ -75,13 +84,16 @@ def eval_(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or
           data: str = typer.Option(..., "--data", help="COCO dataset folder or annotation JSON."),
           out: Optional[Path] = typer.Option(None, "--out", help="Results JSON (default: beside the model)."),
           device: Optional[str] = typer.Option(None, help="Bundle device (OpenVINO: CPU/GPU/NPU; ORT: cpu/cuda)."),
-          threads: Optional[int] = typer.Option(None, help="Inference threads (bundles).")):
-    """COCO mask AP (pycocotools) of a model on a dataset, with the full 12-number summary."""
+          threads: Optional[int] = typer.Option(None, help="Inference threads (bundles)."),
+          class_agnostic: bool = typer.Option(False, "--class-agnostic", help="Score regardless of class (COCO useCats=0).")):
+    """COCO AP (pycocotools) of a model on a dataset, by its output kind (mask AP and box AP, or box AP),
+    with the full 12-number summary of each."""
     from edgeseg.workflows import evaluate_model
 
-    report = evaluate_model(model, data, out, device, threads)
-    typer.echo(report["summary"].rstrip())
-    _echo(f"mask AP {report['metrics']['AP'] * 100:.2f}; results: {report['results_path']}")
+    report = evaluate_model(model, data, out, device, threads, class_agnostic)
+    for iou_type, part in report["by_type"].items():
+        typer.echo(f"{iou_type}:\n{part['summary'].rstrip()}")
+    _echo(f"{report['metric']} {report['metrics']['AP'] * 100:.2f}; results: {report['results_path']}")
 
 
 @app.command()
@@ -95,7 +107,7 @@ def predict(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) 
     from edgeseg.workflows import predict_images
 
     written = predict_images(model, images, out, score_threshold, device, threads)
-    _echo(f"wrote {len(written)} overlays and {out / 'results.json'}")
+    _echo(f"wrote {len(written)} overlays and {written[0].parent / 'results.json'}")
 
 
 @app.command()
@@ -104,7 +116,7 @@ def export(checkpoint: Path = typer.Argument(..., help="An edgeseg checkpoint (.
            precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8 (default: the target's)."),
            imgsz: Optional[str] = typer.Option(None, help="Input size H[,W], multiples of 32."),
            calib: Optional[str] = typer.Option(None, help="Calibration set for INT8 (see calibration/README.md)."),
-           data: Optional[str] = typer.Option(None, "--data", help="Measure mask AP of float and exported model."),
+           data: Optional[str] = typer.Option(None, "--data", help="Measure the primary metric (e.g. mask AP) of float and exported model."),
            max_drop: Optional[float] = typer.Option(None, help="Largest AP drop (points) an INT8 export may have."),
            fmt: Optional[str] = typer.Option(None, "--format", help="Override the target's format."),
            static: bool = typer.Option(False, "--static", help="Fixed input size even where the target allows dynamic (NPUs)."),
@@ -132,16 +144,19 @@ def engine_build(bundle: Path = typer.Argument(..., help="A Jetson bundle from `
 
 @app.command()
 def bench(models: List[Path] = typer.Argument(..., help="Bundle folders (or checkpoints); ratios are against the first."),
-          data: Optional[str] = typer.Option(None, "--data", help="COCO val set: frames from it and mask AP per model."),
+          data: Optional[str] = typer.Option(None, "--data", help="COCO val set: frames from it and AP per model."),
           frames: int = typer.Option(100, "--frames", help="Timed frames per model."),
           warmup: int = typer.Option(10, "--warmup", help="Untimed runs per model first."),
           threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the runtime's)."),
           device: Optional[str] = typer.Option(None, "--device", help="Runtime device, e.g. CPU/GPU/NPU (OpenVINO)."),
           report: Path = typer.Option(Path("runs/bench"), "--report", help="Report folder (JSON, Markdown, PNG)."),
           progress: bool = typer.Option(True, "--progress/--no-progress")):
-    """FPS report: latency per stage, FPS, memory and mask AP, several models measured interleaved."""
+    """FPS report: latency per stage, FPS, memory and AP, several models measured interleaved."""
     from edgeseg.bench import print_table, run_bench, write_report
+    from edgeseg.bench.report import is_report
+    from edgeseg.io import check_output
 
+    report = check_output(report, "bench report", is_report)
     result = run_bench([str(m) for m in models], data, frames, warmup, threads, device, progress, log=_echo)
     print_table(result)
     write_report(report, result)
@@ -178,7 +193,7 @@ def import_(official: Path = typer.Argument(..., help="Official SparseInst .pth 
             config: str = typer.Option(..., "--config", help="r50_giam, r50vd_giam, r50_iam or r50_giam_soft"),
             out: Path = typer.Option(..., "--out")):
     """Convert an official hustvl/SparseInst checkpoint into an edgeseg checkpoint."""
-    from edgeseg.models.sparseinst.convert import import_official
+    from edgeseg.workflows import import_official
 
     import_official(official, config, out)
     _echo(f"wrote {out}")
@@ -187,7 +202,7 @@ def import_(official: Path = typer.Argument(..., help="Official SparseInst .pth 
 @app.command("ship")
 def ship_(checkpoint: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt)."),
           out: Path = typer.Option(Path("runs/quickstart"), "--out"),
-          data: str = typer.Option("data/shapes/val", "--data", help="Val set for the benchmark's mask AP."),
+          data: str = typer.Option("data/shapes/val", "--data", help="Val set for the benchmark's AP."),
           imgsz: str = typer.Option("256", "--imgsz"),
           calib: str = typer.Option("shapes", "--calib"),
           progress: bool = typer.Option(True, "--progress/--no-progress")):
@@ -202,11 +217,12 @@ def ship_(checkpoint: Path = typer.Argument(..., help="An edgeseg checkpoint (.p
 def quickstart(out: Path = typer.Option(Path("runs/quickstart"), "--out"),
                recipe: str = typer.Option("quickstart", help="Recipe to train."),
                progress: bool = typer.Option(True, "--progress/--no-progress"),
-               ship: bool = typer.Option(True, "--ship/--no-ship", help="Then export, benchmark and write a demo clip.")):
+               ship: bool = typer.Option(True, "--ship/--no-ship", help="Then export, benchmark and write a demo clip."),
+               set_: List[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value.")):
     """Build the embedded data, train, evaluate, predict, export, benchmark and demo: the whole job."""
     from edgeseg.workflows import run_quickstart
 
-    run_quickstart(out, recipe, progress, ship, log=_echo)
+    run_quickstart(out, recipe, progress, ship, log=_echo, overrides=set_)
 
 
 def one_line(error: Exception) -> str:
@@ -215,7 +231,20 @@ def one_line(error: Exception) -> str:
     return lines[-1].removeprefix(f"{EdgesegError.__module__}.{EdgesegError.__name__}: ")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as a KeyboardInterrupt, so that the Ctrl-C clean-up paths run for it too."""
+
+    received = False
+
+
+def _on_sigterm(signum, frame):
+    Terminated.received = True
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+    raise Terminated
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except EdgesegError as e:
@@ -224,6 +253,10 @@ def main() -> None:
     except KeyboardInterrupt:
         _echo("interrupted")
         sys.exit(130)
+    finally:
+        if Terminated.received:  # Typer has turned it into exit 130 by now
+            _echo("terminated")
+            sys.exit(143)  # 128 + SIGTERM, as if the signal had ended the process
 
 
 if __name__ == "__main__":

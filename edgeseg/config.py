@@ -11,13 +11,15 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import yaml
 
 from edgeseg.errors import EdgesegError, fail
+from edgeseg.resources import resource_dir
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES_DIR = resource_dir("recipes")  # the repo's recipes/ in a checkout, the wheel's copy otherwise
 
 
 @dataclass
@@ -28,41 +30,11 @@ class BackboneConfig:
     weights: str = ""
     # Stages below this index keep their weights fixed (detectron2's FREEZE_AT; 0 = train all).
     freeze_at: int = 2
-
-
-@dataclass
-class EncoderConfig:
-    in_features: list[str] = field(default_factory=lambda: ["res3", "res4", "res5"])
-    num_channels: int = 256
-    # "adaptive" is nn.AdaptiveAvgPool2d; "export" is the same average written with fixed
-    # kernels so ONNX/TFLite converters see plain AvgPool (requires sizes that divide evenly).
-    ppm_pool: str = "adaptive"
-    separable: bool = False
-
-
-@dataclass
-class DecoderConfig:
-    name: str = "GroupIAMDecoder"  # BaseIAMDecoder | GroupIAMDecoder | GroupIAMSoftDecoder
-    num_masks: int = 100
-    kernel_dim: int = 128
-    scale_factor: float = 2.0
-    groups: int = 4
-    inst_dim: int = 256
-    inst_convs: int = 4
-    mask_dim: int = 256
-    mask_convs: int = 4
-    # Depthwise-separable 3x3 convs in both branches (the edge variant; not in official weights).
-    separable: bool = False
-
-
-@dataclass
-class LossConfig:
-    class_weight: float = 2.0
-    mask_pixel_weight: float = 5.0
-    mask_dice_weight: float = 2.0
-    objectness_weight: float = 1.0
-    matcher_alpha: float = 0.8
-    matcher_beta: float = 0.2
+    # Bottleneck stride on the first 1x1 conv (true: detectron2 STRIDE_IN_1X1, MSRA weights)
+    # or on the 3x3 conv (false: torchvision-style weights, as SparseInst's Base-SparseInst.yaml).
+    # Only resnet50 accepts true; the other backbones have the stride fixed (3x3 for resnet50vd).
+    # Checkpoints saved before this key existed load with their old resnet50 layout (true).
+    stride_in_1x1: bool = False
 
 
 @dataclass
@@ -74,13 +46,15 @@ class InferenceConfig:
 
 @dataclass
 class ModelConfig:
+    """What every method shares. The method's own settings sit under its name in a recipe
+    (``model: {name: sparseinst, sparseinst: {...}}``) and are typed by the dataclass the method
+    registers (``Method.config``); here they are ``method``."""
+
     name: str = "sparseinst"
     num_classes: int = 80
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    method: Any = None
 
 
 @dataclass
@@ -118,7 +92,10 @@ class SolverConfig:
     # "auto": bf16 autocast on CPUs with AMX/AVX512-BF16, fp16 on CUDA; or "bf16", "fp16", "off".
     amp: str = "auto"
     channels_last: bool = True
-    # Wall-clock cap on training in minutes (0 = none); training stops early and still saves.
+    # Wall-clock budget for training in minutes (0 = none). With a budget the LR schedule follows
+    # progress = max(step / max_iter, elapsed / budget): warm-up and steps (in iterations) act at
+    # the fractions warmup_iters / max_iter and steps / max_iter of it, and training ends at
+    # progress 1, i.e. at max_iter or when the budget is spent, whichever comes first.
     max_minutes: float = 0.0
 
 
@@ -131,6 +108,10 @@ class TrainConfig:
     log_period: int = 20
     # torch.set_num_threads (0 = leave torch's default).
     threads: int = 0
+    # Val mask AP (%) this recipe reaches when it runs all solver.max_iter steps (0 = unknown).
+    # When solver.max_minutes ends training earlier, the quickstart names it: the AP of a slower
+    # machine's run is expected to fall short of it.
+    expected_ap: float = 0.0
 
 
 @dataclass
@@ -149,6 +130,8 @@ def build_typed(cls, values: dict, source, where: str = ""):
     """Build dataclass ``cls`` from a mapping, coercing types; unknown keys list the valid ones."""
     if not isinstance(values, dict):
         raise fail(source, f"'{where or 'top level'}' must be a mapping, got {type(values).__name__}")
+    if cls is ModelConfig:
+        return _build_model_config(values, source, where)
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
@@ -157,6 +140,27 @@ def build_typed(cls, values: dict, source, where: str = ""):
             raise fail(source, f"unknown key '{name}'; valid keys here: {', '.join(_valid_keys(cls))}")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}" if where else key, source)
     return cls(**kwargs)
+
+
+def _build_model_config(values: dict, source, where: str) -> ModelConfig:
+    """The shared keys, plus the section named after the method, typed by the method's dataclass."""
+    from edgeseg.models.registry import get_method  # torch-free method table
+
+    name = values.get("name", ModelConfig.name)
+    try:
+        method = get_method(name if isinstance(name, str) else "")
+    except EdgesegError as e:
+        raise fail(source, f"'{where}.name': {e}") from None
+    values = dict(values)
+    section = values.pop(name, None) or {}
+    shared = [k for k in _valid_keys(ModelConfig) if k != "method"]
+    for key in values:
+        if key not in shared:
+            raise fail(source, f"unknown key '{where}.{key}'; valid keys here: {', '.join([*shared, name])}")
+    cfg = ModelConfig(**{k: _coerce(typing.get_type_hints(ModelConfig)[k], v, f"{where}.{k}", source)
+                         for k, v in values.items()})
+    cfg.method = build_typed(method.config, section, source, f"{where}.{name}")
+    return cfg
 
 
 def _coerce(hint, value, where: str, source):
@@ -209,7 +213,7 @@ def read_yaml(path: Path) -> dict:
 
 
 def resolve_recipe_path(name: str | Path) -> Path:
-    """A recipe is a path, or the name of a file in the bundled ``recipes/`` folder."""
+    """A recipe is a path, or the name of a file in the ``recipes/`` folder edgeseg ships (RECIPES_DIR)."""
     path = Path(name)
     if path.is_file():
         return path
@@ -247,15 +251,55 @@ def load_recipe(name: str | Path, overrides: list[str] | None = None) -> Recipe:
     if overrides:
         data = _deep_merge(data, parse_overrides(overrides))
         path = f"{path} (with --set)"
-    return build_typed(Recipe, data, path)
+    return validate_recipe(build_typed(Recipe, data, path), path)
+
+
+def _sizes(v) -> bool:
+    return bool(v) and all(x > 0 for x in v)
+
+
+# Values the types allow but training cannot use: (key, what it must be, test).
+RULES = [
+    ("model.num_classes", "at least 1", lambda v: v >= 1),
+    ("data.min_size_train", "a non-empty list of positive sizes", _sizes),
+    ("data.max_size_train", "positive", lambda v: v > 0),
+    ("data.min_size_test", "positive", lambda v: v > 0),
+    ("data.max_size_test", "positive", lambda v: v > 0),
+    ("data.crop_size", "[min, max] positive sizes", lambda v: len(v) == 2 and _sizes(v) and v[0] <= v[1]),
+    ("data.num_workers", "0 or more", lambda v: v >= 0),
+    ("solver.base_lr", "positive", lambda v: v > 0),
+    ("solver.ims_per_batch", "at least 1", lambda v: v >= 1),
+    ("solver.max_iter", "at least 1", lambda v: v >= 1),
+    ("solver.gamma", "positive", lambda v: v > 0),
+    ("solver.warmup_iters", "0 or more", lambda v: v >= 0),
+    ("solver.max_minutes", "0 (no cap) or more", lambda v: v >= 0),
+    ("solver.clip_grad_norm", "0 (off) or more", lambda v: v >= 0),
+    ("train.eval_period", "0 (off) or more", lambda v: v >= 0),
+    ("train.checkpoint_period", "at least 1", lambda v: v >= 1),
+    ("train.log_period", "at least 1", lambda v: v >= 1),
+    ("train.threads", "0 (default) or more", lambda v: v >= 0),
+]
+
+
+def validate_recipe(recipe: Recipe, source) -> Recipe:
+    """Refuse, naming the key, a value that would only fail (or loop) deep inside training."""
+    for key, rule, ok in RULES:
+        value = recipe
+        for part in key.split("."):
+            value = getattr(value, part)
+        if not ok(value):
+            raise fail(source, f"'{key}' must be {rule}, got {value!r}")
+    return recipe
 
 
 def recipe_to_dict(recipe) -> dict:
-    return dataclasses.asdict(recipe)
+    data = dataclasses.asdict(recipe)
+    data["model"][recipe.model.name] = data["model"].pop("method")  # the section is keyed by the method
+    return data
 
 
 def recipe_from_dict(data: dict, source="checkpoint") -> Recipe:
-    return build_typed(Recipe, data, source)
+    return validate_recipe(build_typed(Recipe, data, source), source)
 
 
 def model_config_from_dict(data: dict, source="checkpoint") -> ModelConfig:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from edgeseg.config import build_typed, read_yaml
 from edgeseg.errors import fail
+from edgeseg.resources import resource_dir
 
-DEVICES_DIR = Path(__file__).resolve().parents[1] / "devices"
+DEVICES_DIR = resource_dir("devices")  # the repo's devices/ in a checkout, the wheel's copy otherwise
 PROFILE_FILE = "profile.yaml"
 
 

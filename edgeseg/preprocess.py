@@ -29,10 +29,28 @@ class ImageMeta:
 
 
 def shortest_edge_size(h: int, w: int, short: int, max_size: int) -> tuple[int, int]:
-    scale = short / min(h, w)
-    if max(h, w) * scale > max_size:
-        scale = max_size / max(h, w)
-    return max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
+    """detectron2's ``ResizeShortestEdge.get_output_shape``, with its float steps and rounding
+    (e.g. 414x207 -> 853x427 at 640/853)."""
+    size = float(short)
+    scale = size / min(h, w)
+    newh, neww = (size, scale * w) if h < w else (scale * h, size)
+    if max(newh, neww) > max_size:
+        scale = max_size / max(newh, neww)
+        newh, neww = newh * scale, neww * scale
+    return max(1, int(newh + 0.5)), max(1, int(neww + 0.5))
+
+
+def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize to ``hw`` as close to detectron2's PIL bilinear as OpenCV gets.
+
+    PIL's bilinear widens its filter when shrinking (antialiasing); INTER_LINEAR does not, and
+    INTER_AREA is the closer match there. Enlarging, INTER_LINEAR matches PIL to 1 grey level.
+    """
+    h, w = hw
+    if image.shape[:2] == (h, w):
+        return image
+    shrink = h <= image.shape[0] and w <= image.shape[1]
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def fit_size(h: int, w: int, input_hw: tuple[int, int]) -> tuple[int, int]:
@@ -75,7 +93,7 @@ def preprocess(
     check_image(image, name)
     h, w = image.shape[:2]
     rh, rw = fit_size(h, w, input_hw) if input_hw else shortest_edge_size(h, w, min_size, max_size)
-    resized = image if (rh, rw) == (h, w) else cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    resized = resize_image(image, (rh, rw))
     ph, pw = input_hw if input_hw else padded_size(rh, rw)
     x = np.zeros((ph, pw, 3), dtype=np.float32)
     x[:rh, :rw] = normalize(resized)

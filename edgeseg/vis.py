@@ -1,4 +1,5 @@
-"""Draw predicted instances (masks, contours, "name score" labels) on an RGB image. Torch-free."""
+"""Draw detections (masks with contours when present, boxes, "name score" labels) on an RGB image.
+Torch-free."""
 
 from __future__ import annotations
 
@@ -29,18 +30,15 @@ def _check_image(image_rgb: np.ndarray) -> None:
         raise ValueError(f"expected an HxWx3 uint8 image, got {image_rgb.dtype} {image_rgb.shape}")
 
 
-def _draw_label(image: np.ndarray, text: str, mask: np.ndarray, color: tuple[int, int, int]) -> None:
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
-        return
+def _draw_label(image: np.ndarray, text: str, box: np.ndarray, color: tuple[int, int, int]) -> None:
     (tw, th), baseline = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)
     box_w, box_h = tw + 4, th + baseline + 4
     h, w = image.shape[:2]
-    top = int(ys.min())
+    top = int(box[1])
     # Above the mask when it fits, otherwise just inside its top edge; shifted left to stay in view.
     y0 = top - box_h if top >= box_h else top
     y0 = max(0, min(y0, h - box_h))
-    x0 = max(0, min(int(xs.min()), w - box_w))
+    x0 = max(0, min(int(box[0]), w - box_w))
     cv2.rectangle(image, (x0, y0), (x0 + box_w - 1, y0 + box_h - 1), color, thickness=cv2.FILLED)
     luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
     text_color = (0, 0, 0) if luminance > 140 else (255, 255, 255)
@@ -49,23 +47,32 @@ def _draw_label(image: np.ndarray, text: str, mask: np.ndarray, color: tuple[int
 
 def draw_instances(
     image_rgb: np.ndarray,
-    masks: np.ndarray,
+    boxes: np.ndarray,
     labels: np.ndarray | Sequence[int],
     scores: np.ndarray | Sequence[float],
     class_names: Sequence[str],
+    masks: np.ndarray | None = None,
     alpha: float = 0.5,
 ) -> np.ndarray:
-    """Return a new RGB uint8 image with each mask blended in, outlined and labelled "name 0.87"."""
+    """A new RGB uint8 image with each mask blended in and outlined (when there are masks), each box
+    drawn when there are none, and a "name 0.87" label at the box's top-left corner."""
     _check_image(image_rgb)
-    masks = np.asarray(masks, dtype=bool)
-    if masks.ndim != 3 or masks.shape[1:] != image_rgb.shape[:2]:
-        raise ValueError(f"masks must be [N, {image_rgb.shape[0]}, {image_rgb.shape[1]}], got {masks.shape}")
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     labels = np.asarray(labels).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if not len(labels) == len(scores) == len(masks):
-        raise ValueError(f"got {len(masks)} masks, {len(labels)} labels and {len(scores)} scores")
+    if not len(labels) == len(scores) == len(boxes):
+        raise ValueError(f"got {len(boxes)} boxes, {len(labels)} labels and {len(scores)} scores")
+    if masks is not None:
+        masks = np.asarray(masks, dtype=bool)
+        if masks.shape != (len(boxes), *image_rgb.shape[:2]):
+            raise ValueError(f"masks must be [{len(boxes)}, {image_rgb.shape[0]}, {image_rgb.shape[1]}], got {masks.shape}")
     out = np.ascontiguousarray(image_rgb).copy()
-    colors = [PALETTE[i % len(PALETTE)] for i in range(len(masks))]
+    colors = [PALETTE[i % len(PALETTE)] for i in range(len(boxes))]
+    if masks is None:
+        for box, color in zip(boxes, colors):
+            x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+            cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, thickness=2)
+        masks = ()
     for mask, color in zip(masks, colors):
         blended = (1.0 - alpha) * out[mask].astype(np.float32) + alpha * np.float32(color)
         out[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
@@ -74,18 +81,18 @@ def draw_instances(
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(out, contours, -1, color, thickness=1)
     # Labels last so that no later mask covers them.
-    for mask, color, label, score in zip(masks, colors, labels, scores):
+    for box, color, label, score in zip(boxes, colors, labels, scores):
         label = int(label)
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
-        _draw_label(out, f"{name} {score:.2f}", mask, color)
+        if box[2] > box[0] and box[3] > box[1]:  # an empty mask has no box to label
+            _draw_label(out, f"{name} {score:.2f}", box, color)
     return out
 
 
 def draw_detections(image_rgb: np.ndarray, detections, class_names: Sequence[str], score_threshold: float = 0.3):
     """The overlay of ``edgeseg predict`` and ``edgeseg demo``: detections at or above the threshold."""
-    keep = detections.scores >= score_threshold
-    return draw_instances(image_rgb, detections.masks[keep], detections.labels[keep], detections.scores[keep],
-                          class_names)
+    shown = detections[detections.scores >= score_threshold]
+    return draw_instances(image_rgb, shown.boxes, shown.labels, shown.scores, class_names, shown.masks)
 
 
 def save_image(path: str | os.PathLike, image_rgb: np.ndarray) -> None:

@@ -5,64 +5,76 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from edgeseg.data.coco import CocoDataset, read_image_rgb
+from edgeseg.data.coco import CocoDataset
+from edgeseg.data.images import read_image_rgb
 from edgeseg.errors import fail
-from edgeseg.evaluation.coco_eval import masks_to_results, save_results
+from edgeseg.evaluation.coco_eval import detections_to_results, save_results
+from edgeseg.io import atomic_path, check_output
+from edgeseg.predictor import load_predictor
 
-
-def load_predictor(model_path, device: str | None = None, threads: int | None = None):
-    """A predictor for an exported bundle (torch-free) or an edgeseg checkpoint (PyTorch)."""
-    if Path(model_path).is_dir():
-        from edgeseg.runtime import Predictor
-
-        return Predictor(model_path, device=device, threads=threads)
-    from edgeseg.engine.checkpoint import load_model
-    from edgeseg.engine.predictor import TorchPredictor
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    model, recipe, class_names = load_model(model_path)
-    return TorchPredictor(model, recipe, class_names)
-
-
-def evaluate_model(model_path, data, out=None, device=None, threads=None) -> dict:
+def evaluate_model(model_path, data, out=None, device=None, threads=None, class_agnostic: bool = False) -> dict:
     from edgeseg.evaluation.dataset_eval import evaluate_dataset
 
+    model_path = Path(model_path)
+    default = model_path / "results.json" if model_path.is_dir() else model_path.with_suffix(".results.json")
+    out = check_output(out or default, "results file")
     dataset = CocoDataset(data)
     predictor = load_predictor(model_path, device, threads)
     if predictor.class_names != dataset.class_names:
         raise fail(dataset.json_path, f"classes {dataset.class_names} differ from the model's {predictor.class_names}")
-    report = evaluate_dataset(predictor, dataset)
-    model_path = Path(model_path)
-    default = model_path / "results.json" if model_path.is_dir() else model_path.with_suffix(".results.json")
-    out = Path(out) if out else default
+    report = evaluate_dataset(predictor, dataset, class_agnostic=class_agnostic)
     save_results(out, report.pop("results"))
     report["results_path"] = str(out)
     return report
 
 
+def is_predict_output(folder: Path) -> bool:
+    """A folder that `edgeseg predict` wrote: results.json and overlays, nothing else."""
+    names = [p.name for p in folder.iterdir()]
+    return "results.json" in names and all(n == "results.json" or n.endswith("_overlay.png") for n in names)
+
+
+def overlay_names(images) -> list[str]:
+    """``<stem>_overlay.png`` per image; a stem seen before gets -2, -3, ... so no overlay replaces another."""
+    names, used = [], set()
+    for image in images:
+        stem, n = Path(image).stem, 1
+        while (name := f"{stem}{f'-{n}' if n > 1 else ''}_overlay.png").lower() in used:  # case-insensitive disks
+            n += 1
+        used.add(name.lower())
+        names.append(name)
+    return names
+
+
 def predict_images(model_path, images, out, score_threshold: float = 0.3, device=None, threads=None) -> list[Path]:
+    """Overlays and a results.json, written as one folder: a failure half-way leaves the previous one as it was."""
     from edgeseg.vis import draw_detections, save_image
 
+    out = check_output(out, "predict output", is_predict_output)
     predictor = load_predictor(model_path, device, threads)
-    out = Path(out)
-    results, written = [], []
-    for image_id, path in enumerate(images, start=1):
-        image = read_image_rgb(Path(path))
-        dets = predictor(image, name=str(path))
-        # COCO results have no category ids of their own here: use 1..K in class order.
-        results += masks_to_results(image_id, dets.masks, dets.scores, dets.labels,
-                                    list(range(1, len(predictor.class_names) + 1)))
-        for r in results[len(results) - len(dets):]:
-            r["file_name"] = str(path)
-        overlay = draw_detections(image, dets, predictor.class_names, score_threshold)
-        target = out / f"{Path(path).stem}_overlay.png"
-        save_image(target, overlay)
-        written.append(target)
-    save_results(out / "results.json", results)
-    return written
+    names = overlay_names(images)
+    results = []
+    with atomic_path(out, is_predict_output, "predict output") as tmp:
+        tmp.mkdir()
+        for image_id, (path, name) in enumerate(zip(images, names), start=1):
+            image = read_image_rgb(Path(path))
+            dets = predictor(image, name=str(path))
+            # COCO results have no category ids of their own here: use 1..K in class order.
+            results += detections_to_results(image_id, dets, list(range(1, len(predictor.class_names) + 1)))
+            for r in results[len(results) - len(dets):]:
+                r["file_name"] = str(path)
+            save_image(tmp / name, draw_detections(image, dets, predictor.class_names, score_threshold))
+        save_results(tmp / "results.json", results)
+    return [out / name for name in names]
+
+
+def import_official(path, config: str, out) -> None:
+    """An official SparseInst checkpoint (detectron2 format) as an edgeseg checkpoint."""
+    from edgeseg.engine.checkpoint import save_checkpoint
+    from edgeseg.models.sparseinst.convert import build_official
+
+    model, recipe, class_names = build_official(path, config)
+    save_checkpoint(out, model, recipe, class_names, extra={"imported_from": Path(path).name})
 
 
 QUICKSTART_BUNDLES = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
@@ -99,14 +111,14 @@ def ship(checkpoint, out, val: str, imgsz: str = "256", calib: str = "shapes", p
 
 
 def run_quickstart(out, recipe_name: str = "quickstart", progress: bool = True, ship_it: bool = True,
-                   log=print) -> dict:
+                   log=print, overrides: list[str] | None = None) -> dict:
     """Data -> train -> eval -> predict on the embedded synthetic dataset, then (``ship_it``)
     export every target, benchmark the bundles and write a demo clip."""
     from edgeseg.config import load_recipe
     from edgeseg.engine.train import train
 
     out = Path(out)
-    recipe = load_recipe(recipe_name, [f"train.output_dir={out / 'train'}"])
+    recipe = load_recipe(recipe_name, [f"train.output_dir={out / 'train'}", *(overrides or [])])
     t0 = time.time()
     summary = train(recipe, show_progress=progress, log=log)
     best = out / "train" / "best.pt"
@@ -116,8 +128,13 @@ def run_quickstart(out, recipe_name: str = "quickstart", progress: bool = True, 
     predict_images(best, samples, out / "predict")
     m = report["metrics"]
     log(report["summary"].rstrip())
-    log(f"quickstart: trained {summary['train_minutes']:.1f} min ({summary['step']} steps); "
-        f"val mask AP {m['AP'] * 100:.1f}, AP50 {m['AP50'] * 100:.1f}; total {(time.time() - t0) / 60:.1f} min")
+    log(f"quickstart: trained {summary['train_minutes']:.1f} min ({summary['step']}/{summary['max_iter']} steps, "
+        f"{summary['schedule_completed']:.0%} of the LR schedule); "
+        f"val {report['metric']} {m['AP'] * 100:.1f}, AP50 {m['AP50'] * 100:.1f}; total {(time.time() - t0) / 60:.1f} min")
+    if summary["time_capped"] and summary["expected_ap"] and m["AP"] * 100 < summary["expected_ap"]:
+        log(f"note: the {recipe.solver.max_minutes:g}-minute cap (solver.max_minutes) fitted the schedule into "
+            f"{summary['step']} of {summary['max_iter']} steps on this CPU, so its AP is below the "
+            f"{summary['expected_ap']:.1f} the recipe reaches on a faster CPU that runs them all (train.expected_ap)")
     log(f"checkpoint: {best}\noverlays: {out / 'predict'}")
     shipped = ship(best, out, recipe.data.val, progress=progress, log=log) if ship_it else None
     if shipped:

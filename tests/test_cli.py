@@ -26,13 +26,10 @@ def assert_one_line_error(result, *needles):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from edgeseg.engine.train import train
-
-    root = tmp_path_factory.mktemp("cli")
-    data = tiny_shapes(root / "shapes")
-    train(tiny_recipe(data, root / "run", steps=2), show_progress=False, log=lambda *_: None)
-    return data, root / "run" / "best.pt"
+def trained(tiny_model):
+    """(dataset, checkpoint) of the session's tiny model (tests/conftest.py); the tests copy before changing."""
+    checkpoint, data = tiny_model
+    return data, checkpoint
 
 
 def _copy_val(data, tmp_path):
@@ -124,3 +121,55 @@ def test_training_on_corrupt_image_keeps_previous_checkpoint(trained, tmp_path):
     sets = sum((["--set", s] for s in tiny_overrides(broken, out, steps=2)), [])
     assert_one_line_error(run_cli("train", "quickstart", "--no-progress", *sets), "decode")
     assert (out / "last.pt").read_bytes() == b"previous checkpoint"
+
+
+def test_output_paths_are_refused_before_any_work(trained, tmp_path):
+    data, model = trained
+    image = sorted((data / "val" / "images").iterdir())[0]
+    afile = tmp_path / "afile"
+    afile.write_text("precious")
+    assert_one_line_error(run_cli("predict", model, image, "--out", afile), "afile", "not a folder")
+    assert_one_line_error(run_cli("predict", model, image, "--out", "."), "current folder")
+    assert_one_line_error(run_cli("predict", model, image, "--out", afile / "pred"), "afile", "not a folder")
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("precious")
+    assert_one_line_error(run_cli("predict", model, image, "--out", foreign), "mine", "not a predict output")
+    assert_one_line_error(run_cli("eval", model, "--data", data / "val", "--out", foreign), "mine", "is a folder")
+    assert_one_line_error(run_cli("eval", model, "--data", data / "val", "--out", afile / "r.json"), "afile")
+    assert afile.read_text() == "precious" and [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "mine"]  # no temporary folders left
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder(trained, tmp_path):
+    data, model = trained
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    image = sorted((data / "val" / "images").iterdir())[0]
+    assert_one_line_error(run_cli("predict", model, image, "--out", locked / "pred"), "locked", "not writable")
+
+
+def test_predict_names_overlays_uniquely_and_replaces_its_folder_whole(trained, tmp_path):
+    from edgeseg.errors import EdgesegError
+    from edgeseg.workflows import predict_images
+
+    data, model = trained
+    first, second = sorted((data / "val" / "images").iterdir())[:2]
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a, b = shutil.copy(first, tmp_path / "a" / "x.png"), shutil.copy(second, tmp_path / "b" / "x.png")
+    out = tmp_path / "pred"
+    written = predict_images(model, [a, b], out)
+    assert [p.name for p in written] == ["x_overlay.png", "x-2_overlay.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "x-2_overlay.png", "x_overlay.png"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG broken")
+    with pytest.raises(EdgesegError, match="broken.png"):
+        predict_images(model, [a, broken], out)  # fails after one overlay: the previous run stays whole
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    predict_images(model, [b], out)
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "x_overlay.png"]  # no stale overlay
+    assert {r["file_name"] for r in json.loads((out / "results.json").read_text())} <= {str(b)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "broken.png", "pred"]

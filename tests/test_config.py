@@ -7,8 +7,8 @@ from edgeseg.errors import EdgesegError
 def test_quickstart_inherits_official_recipe():
     r = load_recipe("quickstart")
     assert r.model.backbone.name == "mobilenetv2"
-    assert r.model.loss.class_weight == 2.0  # from the base recipe
-    assert r.model.decoder.name == "GroupIAMDecoder"
+    assert r.model.method.loss.class_weight == 2.0  # from the base recipe
+    assert r.model.method.decoder.name == "GroupIAMDecoder"
     official = load_recipe("sparseinst_r50_giam_coco")
     assert (official.solver.base_lr, official.solver.max_iter, official.solver.steps) == (5e-5, 270000, [210000, 250000])
     assert official.solver.weight_decay == 0.05 and official.solver.ims_per_batch == 64
@@ -49,3 +49,27 @@ def test_only_one_level_of_inheritance(tmp_path):
 def test_dict_round_trip():
     r = load_recipe("quickstart")
     assert recipe_from_dict(recipe_to_dict(r)) == r
+
+
+@pytest.mark.parametrize("override, key", [
+    ("solver.ims_per_batch=0", "solver.ims_per_batch"),
+    ("data.min_size_train=[]", "data.min_size_train"),
+    ("data.min_size_train=[0, 128]", "data.min_size_train"),
+    ("solver.max_iter=-5", "solver.max_iter"),
+    ("solver.base_lr=.nan", "solver.base_lr"),
+    ("data.crop_size=[600, 384]", "data.crop_size"),
+    ("train.checkpoint_period=0", "train.checkpoint_period"),
+    ("data.num_workers=-1", "data.num_workers"),
+])
+def test_nonsense_values_are_refused_naming_the_key(override, key):
+    with pytest.raises(EdgesegError) as e:
+        load_recipe("quickstart", [override])
+    msg = str(e.value)
+    assert f"'{key}' must be" in msg and "quickstart.yaml (with --set)" in msg and "\n" not in msg
+
+
+def test_checkpoint_recipes_are_validated_too():
+    data = recipe_to_dict(load_recipe("quickstart"))
+    data["solver"]["ims_per_batch"] = 0
+    with pytest.raises(EdgesegError, match=r"ckpt.pt: 'solver.ims_per_batch' must be at least 1, got 0"):
+        recipe_from_dict(data, "ckpt.pt")

@@ -7,6 +7,7 @@ import pytest
 from edgeseg.devices import DEVICES_DIR, load_profile, profile_names
 from edgeseg.errors import EdgesegError
 from edgeseg.export import resolve_target
+from tests.helpers import require
 
 FAMILIES = {"jetson": "tensorrt", "raspberrypi": "tflite", "intel": "openvino", "generic": "onnx"}
 
@@ -39,7 +40,7 @@ def test_unknown_target_and_bad_profile(tmp_path):
 
 
 def test_profile_defaults_reach_the_bundle(tiny_model, tmp_path):
-    pytest.importorskip("onnxruntime")
+    require("onnxruntime")
     from edgeseg.export import export_bundle
     from edgeseg.runtime import read_bundle
 

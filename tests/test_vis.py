@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgeseg.errors import EdgesegError
+from edgeseg.postprocess.detections import mask_boxes
 from edgeseg.vis import draw_instances, save_image
 
 
@@ -23,7 +24,7 @@ def _scene() -> tuple[np.ndarray, np.ndarray]:
 
 def test_changes_only_masks_and_labels() -> None:
     image, masks = _scene()
-    out = draw_instances(image, masks, [0, 1], [0.87, 0.5], ["cat", "dog"])
+    out = draw_instances(image, mask_boxes(masks), [0, 1], [0.87, 0.5], ["cat", "dog"], masks)
     assert out.dtype == np.uint8 and out.shape == image.shape
     changed = np.any(out != image, axis=2)
     assert changed[masks[0]].mean() > 0.9
@@ -40,24 +41,33 @@ def test_changes_only_masks_and_labels() -> None:
 
 def test_deterministic() -> None:
     image, masks = _scene()
-    a = draw_instances(image, masks, [1, 0], [0.3, 0.99], ["cat", "dog"])
-    b = draw_instances(image.copy(), masks.copy(), [1, 0], [0.3, 0.99], ["cat", "dog"])
+    a = draw_instances(image, mask_boxes(masks), [1, 0], [0.3, 0.99], ["cat", "dog"], masks)
+    b = draw_instances(image.copy(), mask_boxes(masks), [1, 0], [0.3, 0.99], ["cat", "dog"], masks.copy())
     assert a.tobytes() == b.tobytes()
     assert not np.array_equal(a[masks[0]][0], a[masks[1]][0])  # distinct colours per instance
 
 
 def test_no_instances() -> None:
     image, _ = _scene()
-    out = draw_instances(image, np.zeros((0, 96, 128), bool), [], [], ["cat"])
+    out = draw_instances(image, np.zeros((0, 4)), [], [], ["cat"], np.zeros((0, 96, 128), bool))
     assert np.array_equal(out, image) and out is not image
 
 
 def test_save_image_round_trip(tmp_path: Path) -> None:
     image, masks = _scene()
-    out = draw_instances(image, masks, [0, 1], [0.87, 0.5], ["cat", "dog"])
+    out = draw_instances(image, mask_boxes(masks), [0, 1], [0.87, 0.5], ["cat", "dog"], masks)
     path = tmp_path / "vis" / "out.png"
     save_image(path, out)
     back = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     assert np.array_equal(back, out)
     with pytest.raises(EdgesegError, match="suffix"):
         save_image(tmp_path / "out.xyz", out)
+
+
+def test_boxes_without_masks_are_drawn_as_rectangles() -> None:
+    image, _ = _scene()
+    boxes = np.array([[20, 40, 60, 70]], np.float32)
+    out = draw_instances(image, boxes, [0], [0.9], ["cat"])
+    changed = np.any(out != image, axis=2)
+    assert changed[40:70, 20].all() and changed[40, 20:60].all()  # the box's left and top edges
+    assert not changed[50:60, 30:50].any()  # its inside is left alone

@@ -24,7 +24,8 @@ class Entry:
     precision: str
     size_mib: float
     memory_mib: float | None = None  # peak RSS of a process that loads and runs only this model
-    mask_ap: float | None = None
+    ap: float | None = None  # the primary metric of the model's output kind
+    metric: str | None = None  # its name, e.g. "mask AP"
     input_shape: list | None = None  # the network input of the first timed frame
     seconds: dict = field(default_factory=lambda: {"pre": [], "infer": [], "post": []})
 
@@ -41,7 +42,8 @@ def describe(path: Path, predictor) -> tuple[str, str, float]:
 def load_frames(data: str | None, count: int) -> list[np.ndarray]:
     """Up to ``count`` distinct frames: the val images with --data, else the synthetic camera."""
     if data:
-        from edgeseg.data.coco import CocoDataset, read_image_rgb
+        from edgeseg.data.coco import CocoDataset
+        from edgeseg.data.images import read_image_rgb
 
         dataset = CocoDataset(data)
         return [read_image_rgb(r["file_name"]) for r in dataset.records[:count]]
@@ -58,7 +60,7 @@ def percentiles(values: list[float]) -> dict:
 
 def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 10, threads: int | None = None,
               device: str | None = None, progress: bool = True, log=print) -> dict:
-    from edgeseg.workflows import load_predictor
+    from edgeseg.predictor import load_predictor
 
     if not models:
         raise EdgesegError("bench needs at least one bundle or checkpoint")
@@ -92,8 +94,9 @@ def _accuracy(entries, data, log) -> None:
     for entry in entries:
         if entry.predictor.class_names != dataset.class_names:
             raise EdgesegError(f"{entry.path}: classes differ from {dataset.json_path}")
-        entry.mask_ap = evaluate_dataset(entry.predictor, dataset)["metrics"]["AP"] * 100
-        log(f"{entry.path.name}: mask AP {entry.mask_ap:.2f} on {len(dataset)} images")
+        report = evaluate_dataset(entry.predictor, dataset)
+        entry.ap, entry.metric = report["metrics"]["AP"] * 100, report["metric"]
+        log(f"{entry.path.name}: {entry.metric} {entry.ap:.2f} on {len(dataset)} images")
 
 
 def _time_interleaved(entries, images, frames, progress) -> None:
@@ -110,9 +113,9 @@ def _time_interleaved(entries, images, frames, progress) -> None:
                 x, meta = p.prepare(image)
                 t1 = time.perf_counter()
                 entry.input_shape = entry.input_shape or list(x.shape)
-                scores, masks = p.raw(x)
+                outputs = p.raw(x)
                 t2 = time.perf_counter()
-                p.finish(scores, masks, meta)
+                p.finish(outputs, meta)
                 t3 = time.perf_counter()
                 times["pre"].append(t1 - t0)
                 times["infer"].append(t2 - t1)
@@ -129,7 +132,7 @@ def _results(entries, system, data, frames, warmup) -> dict:
         rows.append({
             "model": str(entry.path), "name": entry.path.name, "format": entry.format, "precision": entry.precision,
             "size_mib": round(entry.size_mib, 2), "peak_memory_mib": entry.memory_mib,
-            "mask_ap": None if entry.mask_ap is None else round(entry.mask_ap, 2),
+            "ap": None if entry.ap is None else round(entry.ap, 2), "metric": entry.metric,
             "latency_ms": latency,
             "fps_model_only": 1000 / latency["infer"]["median"], "fps_end_to_end": 1000 / latency["total"]["median"],
             "input_shape": entry.input_shape,

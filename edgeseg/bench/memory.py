@@ -21,7 +21,7 @@ def peak_memory_mib(model: str, threads: int | None = None, device: str | None =
 
 def main(model: str, threads: str, device: str, runs: str) -> None:
     from edgeseg.demo.sources import SyntheticSource
-    from edgeseg.workflows import load_predictor
+    from edgeseg.predictor import load_predictor
 
     predictor = load_predictor(model, device or None, int(threads) or None)
     frame = SyntheticSource(frames=1).frame(0)

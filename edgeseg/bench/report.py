@@ -1,5 +1,5 @@
 """Benchmark report: a rich table for the terminal, and a folder with report.json, report.md and
-report.png (latency breakdown per model; mask AP against FPS). The plot is drawn with OpenCV so
+report.png (latency breakdown per model; the primary metric, e.g. mask AP, against FPS). The plot is drawn with OpenCV so
 that a device needs no plotting library. The folder is written atomically."""
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ STAGES = (("pre", (0, 130, 200)), ("infer", (230, 25, 75)), ("post", (60, 180, 7
 
 
 def _ap(row) -> str:
-    return "-" if row["mask_ap"] is None else f"{row['mask_ap']:.2f}"
+    return "-" if row["ap"] is None else f"{row['ap']:.2f}"
+
+
+def metric_name(result: dict) -> str:
+    """The AP column's name: the models' primary metric, e.g. 'mask AP' (each kind names its own)."""
+    names = {r["metric"] for r in result["results"] if r.get("metric")}
+    return names.pop() if len(names) == 1 else "AP"
 
 
 def table_rows(result: dict) -> list[list[str]]:
@@ -33,8 +39,12 @@ def table_rows(result: dict) -> list[list[str]]:
     return rows
 
 
-HEADERS = ["model", "format", "precision", "MiB", "mask AP", "pre ms", "infer ms (med/p90/p99)", "post ms",
+HEADERS = ["model", "format", "precision", "MiB", "AP", "pre ms", "infer ms (med/p90/p99)", "post ms",
            "FPS model", "FPS e2e", "vs first", "peak MiB"]
+
+
+def headers(result: dict) -> list[str]:
+    return [metric_name(result) if h == "AP" else h for h in HEADERS]
 
 
 def print_table(result: dict) -> None:
@@ -42,7 +52,7 @@ def print_table(result: dict) -> None:
     from rich.table import Table
 
     table = Table(title="edgeseg bench (medians; ratios against the first model)")
-    for h in HEADERS:
+    for h in headers(result):
         table.add_column(h, justify="left" if h in ("model", "format", "precision") else "right")
     for row in table_rows(result):
         table.add_row(*row)
@@ -69,14 +79,14 @@ def markdown(result: dict) -> str:
         lines.append(f"- clocks: {', '.join(f'{k} {v}' for k, v in s['clocks'].items())}")
     if s["temperatures_c"]:
         lines.append(f"- temperatures (C): {', '.join(f'{k} {v:.0f}' for k, v in s['temperatures_c'].items())}")
-    lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["", "| " + " | ".join(headers(result)) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(result)]
     lines += ["", "![latency and accuracy](report.png)", ""]
     return "\n".join(lines)
 
 
 def plot(result: dict) -> np.ndarray:
-    """Left: stacked median latency per model. Right: mask AP against end-to-end FPS."""
+    """Left: stacked median latency per model. Right: the primary metric against end-to-end FPS."""
     rows = result["results"]
     h = max(320, 90 + 40 * len(rows))
     img = np.full((h, 1100, 3), 255, np.uint8)
@@ -98,17 +108,17 @@ def plot(result: dict) -> np.ndarray:
     for j, (key, color) in enumerate(STAGES):
         cv2.rectangle(img, (x0 + 110 * j, h - 24), (x0 + 110 * j + 14, h - 10), color[::-1], cv2.FILLED)
         cv2.putText(img, key, (x0 + 110 * j + 20, h - 12), font, 0.42, black, 1, cv2.LINE_AA)
-    _scatter(img, rows, (640, 40, 1080, h - 40))
+    _scatter(img, rows, (640, 40, 1080, h - 40), metric_name(result))
     return img
 
 
-def _scatter(img, rows, box) -> None:
+def _scatter(img, rows, box, metric: str) -> None:
     font, black = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
     left, top, right, bottom = box
-    cv2.putText(img, "mask AP vs end-to-end FPS", (left, 22), font, 0.55, black, 1, cv2.LINE_AA)
+    cv2.putText(img, f"{metric} vs end-to-end FPS", (left, 22), font, 0.55, black, 1, cv2.LINE_AA)
     cv2.rectangle(img, (left, top), (right, bottom), (160, 160, 160), 1)
     fps = [r["fps_end_to_end"] for r in rows]
-    aps = [r["mask_ap"] for r in rows]
+    aps = [r["ap"] for r in rows]
     if any(a is None for a in aps):
         cv2.putText(img, "no --data: AP not measured", (left + 10, top + 30), font, 0.45, black, 1, cv2.LINE_AA)
         return
@@ -123,12 +133,21 @@ def _scatter(img, rows, box) -> None:
         cv2.line(img, (px, py), (px + 6, py + dy + 4), color, 1)
         cv2.putText(img, rows[i]["name"][:18], (min(px + 8, right - 120), py + dy), font, 0.38, color, 1, cv2.LINE_AA)
     cv2.putText(img, f"FPS 0..{f_hi:.0f}", (left, bottom + 18), font, 0.42, black, 1, cv2.LINE_AA)
-    cv2.putText(img, f"AP {a_lo:.1f}..{a_hi:.1f}", (right - 130, bottom + 18), font, 0.42, black, 1, cv2.LINE_AA)
+    cv2.putText(img, f"{metric} {a_lo:.1f}..{a_hi:.1f}", (right - 130, bottom + 18), font, 0.42, black, 1, cv2.LINE_AA)
+
+
+REPORT_FILES = {"report.json", "report.md", "report.png"}
+
+
+def is_report(folder: Path) -> bool:
+    """A folder that `edgeseg bench` wrote: the report files and nothing else."""
+    names = {p.name for p in folder.iterdir()}
+    return "report.json" in names and names <= REPORT_FILES
 
 
 def write_report(folder, result: dict) -> Path:
     folder = Path(folder)
-    with atomic_path(folder) as tmp:
+    with atomic_path(folder, is_report, "bench report") as tmp:
         tmp.mkdir()
         (tmp / "report.json").write_text(json.dumps(result, indent=2) + "\n")
         (tmp / "report.md").write_text(markdown(result))

@@ -1,31 +1,35 @@
-"""COCO instance-segmentation datasets: strict loading, mask decoding and atomic writing.
+"""Reading COCO datasets strictly: every field validated, then the targets its supervision gives.
 
 Layout: ``D/annotations.json`` plus images under ``D/images/`` (or directly under ``D``).
+
+Supervision, per annotation, by the fields present: ``segmentation`` -> masks; detectron2's
+``point_coords`` ([[x, y], ...] in pixels) with ``point_labels`` (0/1 per point) and a ``bbox`` ->
+points; a ``bbox`` alone -> boxes. Masks and points annotations give boxes too. A dataset gives
+what all its (non-crowd) annotations give, so its kind is the weakest among them: one bbox-only
+annotation makes a masks dataset a boxes dataset (``supervision_note`` names it). A file without
+annotations counts as masks, as COCO instance segmentation always did.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-import pycocotools.mask as mask_utils
 
+from edgeseg.data.images import read_image_rgb
+from edgeseg.data.masks import decode_segmentation, mask_to_bbox
 from edgeseg.errors import EdgesegError, fail
-from edgeseg.io import atomic_path
-
-# pycocotools 2.0.x decode() triggers a NumPy 2 copy-keyword DeprecationWarning on every call;
-# it is harmless, so silence exactly that one instead of flooding training logs.
-warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword",
-                        category=DeprecationWarning, module=r"pycocotools\.")
 
 ANNOTATIONS_FILE = "annotations.json"
+MAX_SIDE = 16384  # larger images are almost surely a typo; one mask of them is already 256 MB
 IMAGES_DIR = "images"
+KINDS_BY_STRENGTH = ("masks", "points", "boxes")
+KIND_FIELDS = {"masks": "segmentation", "points": "point_coords", "boxes": "bbox"}
 
 
 def resolve_dataset(spec: str | os.PathLike) -> tuple[Path, Path]:
@@ -69,6 +73,10 @@ class CocoDataset:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def source(self) -> Path:
+        return self.json_path
 
     def _error(self, problem: str) -> EdgesegError:
         return fail(self.json_path, problem)
@@ -121,8 +129,8 @@ class CocoDataset:
             if not _is_int(im["id"]) or not isinstance(im["file_name"], str) or not im["file_name"]:
                 raise self._error(f"image entry {k}: 'id' must be an integer and "
                                   "'file_name' a non-empty string")
-            if not all(_is_int(im[key]) and im[key] > 0 for key in ("height", "width")):
-                raise self._error(f"image {im['id']}: 'height' and 'width' must be positive integers")
+            if not all(_is_int(im[key]) and 0 < im[key] <= MAX_SIDE for key in ("height", "width")):
+                raise self._error(f"image {im['id']}: 'height' and 'width' must be integers from 1 to {MAX_SIDE}")
             if im["id"] in seen:
                 raise self._error(f"duplicate image id {im['id']}")
             seen.add(im["id"])
@@ -132,11 +140,12 @@ class CocoDataset:
 
     def _parse_annotations(self, entries: list[Any]) -> None:
         by_id = {r["id"]: r for r in self.records}
+        gives: list[tuple[set[str], str]] = []
         for k, ann in enumerate(entries):
             if not isinstance(ann, dict):
                 raise self._error(f"annotation entry {k} is not an object")
             aid = ann.get("id", f"#{k}")
-            for key in ("image_id", "category_id", "segmentation"):
+            for key in ("image_id", "category_id"):
                 if key not in ann:
                     raise self._error(f"annotation {aid}: missing '{key}'")
             rec = by_id.get(ann["image_id"]) if _is_int(ann["image_id"]) else None
@@ -145,10 +154,21 @@ class CocoDataset:
             where = f"annotation {aid} (image {rec['id']})"
             if not _is_int(ann["category_id"]) or ann["category_id"] not in self._label_of:
                 raise self._error(f"{where}: unknown category_id {ann['category_id']!r}")
-            problem = _segmentation_problem(ann["segmentation"], rec["height"], rec["width"])
+            problem = annotation_problem(ann, rec["height"], rec["width"])
             if problem:
                 raise self._error(f"{where}: {problem}")
             rec["anns"].append(ann)
+            if not ann.get("iscrowd", 0):
+                gives.append((annotation_gives(ann), where))
+        self._set_supervision(gives)
+
+    def _set_supervision(self, gives: list[tuple[set[str], str]]) -> None:
+        common = set.intersection(*(g for g, _ in gives)) if gives else {"masks", "boxes"}
+        self.gives: tuple[str, ...] = (*(k for k in KINDS_BY_STRENGTH if k in common), "none")
+        self.supervision: str = self.gives[0]
+        best = next((k for k in KINDS_BY_STRENGTH if any(k in g for g, _ in gives)), None)
+        self.supervision_note = next((f"{where} has no '{KIND_FIELDS[best]}'" for g, where in gives
+                                      if best not in g), "")
 
     def _check_files_exist(self) -> None:
         missing = [r["file_name"] for r in self.records if not r["file_name"].is_file()]
@@ -165,38 +185,144 @@ class CocoDataset:
                                          f"{self.json_path.name} says {rec['width']}x{rec['height']}")
         return image
 
-    def load_targets(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(masks uint8 [N,H,W], labels int64 [N])`` for non-crowd, non-empty instances."""
+    def load_instances(self, i: int) -> dict[str, np.ndarray]:
+        """The non-crowd instances of image ``i``, as the fields the dataset gives (``gives``).
+
+        ``labels`` int64 [N] always; ``masks`` uint8 [N,H,W]; ``boxes`` float32 [N,4] xyxy (the
+        ``bbox``, else the mask's box) clipped to the image; ``points`` float32 [N,P,2] xy with
+        ``point_labels`` int64 [N,P] (1 on the object, 0 off it, -1 padding). An instance whose
+        mask (masks datasets) or clipped box (others) is empty is left out.
+        """
         rec = self.records[i]
         h, w = rec["height"], rec["width"]
-        masks: list[np.ndarray] = []
-        labels: list[int] = []
-        for ann in rec["anns"]:
-            if ann.get("iscrowd", 0):
-                continue
-            try:
-                m = decode_segmentation(ann["segmentation"], h, w)
-            except Exception as e:  # pycocotools raises bare exceptions on malformed RLE strings
-                raise self._error(f"annotation {ann.get('id')} (image {rec['id']}): cannot decode "
-                                  f"segmentation ({e})") from None
-            if m.any():
-                masks.append(m)
-                labels.append(self._label_of[ann["category_id"]])
-        if not masks:
-            return np.zeros((0, h, w), np.uint8), np.zeros((0,), np.int64)
-        return np.stack(masks), np.asarray(labels, np.int64)
+        anns = [a for a in rec["anns"] if not a.get("iscrowd", 0)]
+        masks = [self._decode(a, rec) if "masks" in self.gives or "bbox" not in a else None for a in anns]
+        boxes = np.asarray([_xyxy(a, m) for a, m in zip(anns, masks)], np.float32).reshape(-1, 4)
+        out = {"labels": np.asarray([self._label_of[a["category_id"]] for a in anns], np.int64),
+               "boxes": np.clip(boxes, 0, np.asarray([w, h, w, h], np.float32))}
+        if "masks" in self.gives:
+            out["masks"] = np.stack(masks) if masks else np.zeros((0, h, w), np.uint8)
+            keep = out["masks"].any(axis=(1, 2))
+        else:
+            keep = (out["boxes"][:, 2] > out["boxes"][:, 0]) & (out["boxes"][:, 3] > out["boxes"][:, 1])
+        if "points" in self.gives:
+            out["points"], out["point_labels"] = _padded_points(anns)
+        return {k: v[keep] for k, v in out.items()}
+
+    def load_targets(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(masks uint8 [N,H,W], labels int64 [N])`` of :meth:`load_instances`; masks datasets only."""
+        if "masks" not in self.gives:
+            note = f" ({self.supervision_note})" if self.supervision_note else ""
+            raise self._error(f"has {self.supervision} annotations{note}, not masks")
+        instances = self.load_instances(i)
+        return instances["masks"], instances["labels"]
+
+    def _decode(self, ann: dict[str, Any], rec: dict[str, Any]) -> np.ndarray:
+        try:
+            return decode_segmentation(ann["segmentation"], rec["height"], rec["width"])
+        except Exception as e:  # pycocotools raises bare exceptions on malformed RLE strings
+            raise self._error(f"annotation {ann.get('id')} (image {rec['id']}): cannot decode "
+                              f"segmentation ({e})") from None
 
 
-def _segmentation_problem(seg: Any, h: int, w: int) -> str | None:
+def annotation_gives(ann: dict[str, Any]) -> set[str]:
+    """The supervision kinds a valid annotation gives (see the module docstring)."""
+    return {"boxes"} | {k for k in ("masks", "points") if KIND_FIELDS[k] in ann}
+
+
+def _xyxy(ann: dict[str, Any], mask: np.ndarray | None) -> list[float]:
+    x, y, w, h = ann["bbox"] if "bbox" in ann else mask_to_bbox(mask)
+    return [x, y, x + w, y + h]
+
+
+def _padded_points(anns: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    size = max((len(a["point_coords"]) for a in anns), default=0)
+    points = np.zeros((len(anns), size, 2), np.float32)
+    labels = np.full((len(anns), size), -1, np.int64)
+    for k, a in enumerate(anns):
+        points[k, : len(a["point_coords"])] = a["point_coords"]
+        labels[k, : len(a["point_labels"])] = a["point_labels"]
+    return points, labels
+
+
+def _is_finite(x: Any) -> bool:
+    return _is_number(x) and math.isfinite(x)
+
+
+def annotation_problem(ann: dict[str, Any], h: int, w: int) -> str | None:
+    """Describe what is wrong with a COCO annotation of an ``h`` x ``w`` image, or None.
+
+    Every number is checked before pycocotools sees it: a NaN or 1e30 polygon coordinate makes
+    its rasteriser allocate without bound.
+    """
+    if not any(key in ann for key in ("segmentation", "bbox", "point_coords", "point_labels")):
+        return "needs a 'segmentation', a 'bbox' or 'point_coords' with 'point_labels'"
+    problem = segmentation_problem(ann["segmentation"], h, w) if "segmentation" in ann else None
+    if problem:
+        return problem
+    if "point_coords" in ann or "point_labels" in ann:
+        problem = points_problem(ann, h, w)
+        if problem:
+            return problem
+    box = ann.get("bbox")
+    if "bbox" in ann:
+        if not isinstance(box, list) or len(box) != 4 or not all(_is_finite(v) for v in box):
+            return "'bbox' must be 4 finite numbers [x, y, width, height]"
+        if box[2] < 0 or box[3] < 0:
+            return f"'bbox' has a negative size {box[2]}x{box[3]}"
+        if not _in_frame(box[:2], h, w) or box[2] > 2 * w or box[3] > 2 * h:
+            return f"'bbox' {box} lies far outside the {w}x{h} image"
+    area = ann.get("area")
+    if "area" in ann and not (_is_finite(area) and 0 <= area <= 4 * h * w):
+        return f"'area' must be a finite number from 0 to the image area, got {area!r}"
+    if ann.get("iscrowd", 0) not in (0, 1):
+        return f"'iscrowd' must be 0 or 1, got {ann.get('iscrowd')!r}"
+    return None
+
+
+def points_problem(ann: dict[str, Any], h: int, w: int) -> str | None:
+    """detectron2's point supervision: ``point_coords`` [[x, y], ...] in pixels (continuous: pixel
+    (i, j) spans [j, j+1) x [i, i+1)), ``point_labels`` 0/1 each, and the object's ``bbox`` (or a
+    mask to take it from)."""
+    coords, labels = ann.get("point_coords"), ann.get("point_labels")
+    if coords is None or labels is None:
+        return "'point_coords' and 'point_labels' must come together"
+    if "bbox" not in ann and "segmentation" not in ann:
+        return "a points annotation needs a 'bbox'"
+    if not isinstance(coords, list) or not coords or not all(
+            isinstance(p, list) and len(p) == 2 and all(_is_finite(v) for v in p) for p in coords):
+        return "'point_coords' must be a non-empty list of [x, y] pairs of finite numbers"
+    if not isinstance(labels, list) or len(labels) != len(coords):
+        return f"'point_labels' must be a list with one label per point ({len(coords)})"
+    bad = next((k for k, v in enumerate(labels) if not _is_int(v) or v not in (0, 1)), None)
+    if bad is not None:
+        return f"'point_labels' must be 0 or 1, got {labels[bad]!r}"
+    out = next((k for k, (x, y) in enumerate(coords) if not (0 <= x <= w and 0 <= y <= h)), None)
+    if out is not None:
+        return f"point {out} {coords[out]} lies outside the {w}x{h} image"
+    return None
+
+
+def _in_frame(xy: Sequence[float], h: int, w: int) -> bool:
+    """Coordinates may leave the image a little (annotation tools overshoot), not without bound."""
+    margin = max(h, w)
+    return all(-margin <= x <= w + margin for x in xy[0::2]) and all(-margin <= y <= h + margin for y in xy[1::2])
+
+
+def segmentation_problem(seg: Any, h: int, w: int) -> str | None:
     """Describe what is wrong with a COCO segmentation, or None if it is usable."""
     if isinstance(seg, list):
         for poly in seg:
             if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
                 return "polygon must be a flat list of numbers [x1, y1, x2, y2, ...]"
+            if not all(math.isfinite(v) for v in poly):
+                return "polygon coordinate is NaN or infinite"
             if len(poly) % 2:
                 return f"polygon with an odd number of coordinates ({len(poly)})"
             if len(poly) < 6:
                 return f"polygon with {len(poly) // 2} points, need at least 3"
+            if not _in_frame(poly, h, w):
+                return f"polygon coordinate far outside the {w}x{h} image (e.g. {max(poly, key=abs)})"
         return None
     if isinstance(seg, dict):
         size, counts = seg.get("size"), seg.get("counts")
@@ -210,184 +336,3 @@ def _segmentation_problem(seg: Any, h: int, w: int) -> str | None:
             return None
         return "RLE 'counts' must be a list of integers or a string"
     return "segmentation must be a list of polygons or an RLE object"
-
-
-def decode_segmentation(seg: list | dict, h: int, w: int) -> np.ndarray:
-    """Decode a polygon list or (un)compressed RLE into an HxW uint8 0/1 mask."""
-    if isinstance(seg, list):
-        if not seg:
-            return np.zeros((h, w), np.uint8)
-        rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-    elif isinstance(seg["counts"], list):
-        rle = mask_utils.frPyObjects(seg, h, w)
-    else:
-        rle = {"size": [h, w], "counts": seg["counts"]}
-    return np.ascontiguousarray(mask_utils.decode(rle), dtype=np.uint8)
-
-
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Read any image OpenCV decodes as HxWx3 uint8 RGB (16-bit, float, gray and alpha handled)."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except FileNotFoundError:
-        raise fail(path, "image file not found") from None
-    except OSError as e:
-        raise fail(path, f"cannot read image ({e.strerror})") from None
-    if is_truncated(data):
-        raise fail(path, "cannot decode image (truncated file)")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise fail(path, "cannot decode image (corrupt or truncated)")
-    return to_rgb8(image, bgr=True)
-
-
-def is_truncated(data: np.ndarray) -> bool:
-    """PNG without its IEND chunk or JPEG without its end marker. Checked before decoding because
-    libpng/libjpeg print their own complaint to stderr and may return a partly grey image."""
-    head, tail = data[:8].tobytes(), data[-16:].tobytes()
-    if head.startswith(b"\x89PNG"):
-        return b"IEND" not in tail
-    if head.startswith(b"\xff\xd8"):
-        return b"\xff\xd9" not in tail
-    return False
-
-
-def to_rgb8(image: np.ndarray, bgr: bool = False) -> np.ndarray:
-    """Convert a gray/2/3/4-channel image of any depth to HxWx3 uint8 (RGB; input BGR if ``bgr``)."""
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif image.dtype.kind == "f":
-        scale = 255.0 if float(np.nanmax(image, initial=0.0)) <= 1.0 else 1.0
-        image = np.clip(np.nan_to_num(image.astype(np.float32)) * scale + 0.5, 0, 255).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2 or image.shape[2] == 2:  # gray or gray+alpha: alpha is dropped
-        gray = image if image.ndim == 2 else image[:, :, 0]
-        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    rgb = image[:, :, 2::-1] if bgr else image[:, :, :3]
-    return np.ascontiguousarray(rgb)
-
-
-def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
-    """Compressed COCO RLE of a 2-D mask, with ``counts`` as str (JSON-serialisable)."""
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def rle_area(rle: dict[str, Any]) -> int:
-    """Pixel count of a compressed RLE (``counts`` as str or bytes)."""
-    return int(mask_utils.area({"size": rle["size"], "counts": rle["counts"]}))
-
-
-def mask_to_bbox(mask: np.ndarray) -> list[float]:
-    """Tight COCO box ``[x, y, w, h]`` around the non-zero pixels (zeros for an empty mask)."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    xs = np.flatnonzero(mask.any(axis=0))
-    if ys.size == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    return [float(xs[0]), float(ys[0]), float(xs[-1] - xs[0] + 1), float(ys[-1] - ys[0] + 1)]
-
-
-def _outset_polygon(contour: np.ndarray) -> np.ndarray:
-    """Polygon through boundary-pixel centres, pushed out by half a pixel (mitred at corners).
-
-    Without the outset, rasterising the polygon loses about half of every boundary pixel.
-    """
-    pts = contour.reshape(-1, 2).astype(np.float64) + 0.5  # COCO puts pixel centres at i + 0.5
-    edges = np.roll(pts, -1, axis=0) - pts
-    edges /= np.maximum(np.linalg.norm(edges, axis=1, keepdims=True), 1e-9)
-    twice_area = float(np.sum(pts[:, 0] * np.roll(pts[:, 1], -1) - np.roll(pts[:, 0], -1) * pts[:, 1]))
-    normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1) * (1.0 if twice_area > 0 else -1.0)
-    n_in, n_out = np.roll(normals, 1, axis=0), normals
-    cos = np.sum(n_in * n_out, axis=1, keepdims=True)
-    return pts + 0.5 * (n_in + n_out) / np.maximum(1.0 + cos, 0.25)
-
-
-def mask_to_segmentation(mask: np.ndarray, min_iou: float = 0.98) -> list[list[float]] | dict[str, Any]:
-    """Polygons for a mask, or compressed RLE when polygons cannot represent it well.
-
-    RLE is used for masks with holes (COCO polygons are unioned, so holes would be filled), for
-    slivers without a 3-point contour and whenever the rasterised polygons miss ``min_iou``.
-    """
-    m = np.ascontiguousarray(mask, dtype=np.uint8)
-    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    has_holes = hierarchy is not None and bool((hierarchy[0, :, 3] >= 0).any())
-    polygons = [np.round(_outset_polygon(c), 2).reshape(-1).tolist() for c in contours if len(c) >= 3]
-    if has_holes or not polygons:
-        return mask_to_rle(m)
-    drawn = decode_segmentation(polygons, *m.shape)
-    fg = m > 0
-    union = np.count_nonzero(fg | (drawn > 0))
-    if np.count_nonzero(fg & (drawn > 0)) < min_iou * union:
-        return mask_to_rle(m)
-    return polygons
-
-
-class CocoWriter:
-    """Stream images and instances into a dataset folder that appears atomically on :meth:`close`.
-
-    Use as a context manager; on an exception nothing is left behind.
-    """
-
-    def __init__(self, out_dir: str | os.PathLike, class_names: Sequence[str]) -> None:
-        self._atomic = atomic_path(out_dir)
-        self._root = self._atomic.__enter__()
-        (self._root / IMAGES_DIR).mkdir(parents=True)
-        self._data: dict[str, list[dict[str, Any]]] = {
-            "images": [], "annotations": [],
-            "categories": [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(class_names)],
-        }
-        self._num_classes = len(class_names)
-
-    def add(self, file_name: str, image: np.ndarray, instances: Sequence[tuple[np.ndarray, int]]) -> None:
-        """Add an RGB uint8 image (saved as ``images/<file_name>``) and its (mask, class index) pairs."""
-        h, w = image.shape[:2]
-        path = self._root / IMAGES_DIR / file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        bgr = image[:, :, ::-1] if image.ndim == 3 else image
-        ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(bgr))
-        if not ok:
-            raise EdgesegError(f"{file_name}: cannot encode image")
-        path.write_bytes(buf.tobytes())
-        image_id = len(self._data["images"]) + 1
-        self._data["images"].append({"id": image_id, "file_name": file_name, "height": h, "width": w})
-        anns = self._data["annotations"]
-        for mask, label in instances:
-            if mask.shape != (h, w) or not 0 <= label < self._num_classes:
-                raise ValueError(f"{file_name}: bad mask shape {mask.shape} or class index {label}")
-            area = int(np.count_nonzero(mask))
-            if area == 0:
-                continue
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": int(label) + 1,
-                         "segmentation": mask_to_segmentation(mask), "area": area,
-                         "bbox": mask_to_bbox(mask), "iscrowd": 0})
-
-    def close(self) -> None:
-        with open(self._root / ANNOTATIONS_FILE, "w", encoding="utf-8") as f:
-            json.dump(self._data, f, separators=(",", ":"))
-        self._atomic.__exit__(None, None, None)
-
-    def __enter__(self) -> CocoWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._atomic.__exit__(exc_type, exc, tb)
-
-
-def write_coco(out_dir: str | os.PathLike, images: Sequence[tuple[str, np.ndarray]],
-               annotations: Sequence[Sequence[tuple[np.ndarray, int]]], class_names: Sequence[str]) -> None:
-    """Write a dataset folder atomically: PNG/JPEG images + polygon (or RLE) annotations.
-
-    ``images`` holds ``(file_name, RGB uint8 image)``; ``annotations[i]`` holds ``(mask, class index)``
-    pairs for image i; categories get ids ``1..K`` in ``class_names`` order.
-    """
-    if len(images) != len(annotations):
-        raise ValueError(f"{len(images)} images but {len(annotations)} annotation lists")
-    with CocoWriter(out_dir, class_names) as writer:
-        for (name, image), instances in zip(images, annotations):
-            writer.add(name, image, instances)

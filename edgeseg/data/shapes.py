@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.data.coco import CocoWriter
+from edgeseg.data.coco_writer import CocoWriter
 from edgeseg.errors import EdgesegError
 
 CLASS_NAMES = ["circle", "triangle", "rectangle", "star"]

@@ -2,6 +2,10 @@
 
 Every random choice comes from the ``rng`` passed in, so a sample's augmentation is a pure
 function of (seed, sample index): training resumes exactly without saving worker RNG state.
+
+Instances are a dict of the fields present (``CocoDataset.load_instances``): ``labels`` and any
+of ``masks`` [N,H,W], ``boxes`` [N,4] xyxy, ``points`` [N,P,2] xy with ``point_labels`` [N,P].
+Boxes and points are continuous coordinates (pixel j spans [j, j+1)), so a flip maps x to W - x.
 """
 
 from __future__ import annotations
@@ -9,51 +13,116 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edgeseg.preprocess import shortest_edge_size
+from edgeseg.preprocess import resize_image, shortest_edge_size
 
 
-def random_crop(image, masks, labels, size_range, rng: np.random.Generator):
-    """Crop an absolute (h, w) drawn from ``size_range`` (detectron2's "absolute_range")."""
-    h, w = image.shape[:2]
+def crop_window(h: int, w: int, size_range, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """``(y0, x0, h, w)`` of an absolute crop drawn from ``size_range`` (detectron2's "absolute_range")."""
     ch = min(h, int(rng.integers(size_range[0], size_range[1] + 1)))
     cw = min(w, int(rng.integers(size_range[0], size_range[1] + 1)))
     y0 = int(rng.integers(0, h - ch + 1))
     x0 = int(rng.integers(0, w - cw + 1))
-    image = image[y0 : y0 + ch, x0 : x0 + cw]
-    masks = masks[:, y0 : y0 + ch, x0 : x0 + cw]
-    keep = masks.reshape(len(masks), -1).any(1)
-    return image, masks[keep], labels[keep]
+    return y0, x0, ch, cw
+
+
+def crop_instances(image, instances, window):
+    """Crop to ``window``; boxes are clipped, points that leave get label -1 (ignored). Instances
+    whose mask (or, without masks, clipped box) is emptied are dropped."""
+    y0, x0, h, w = window
+    out = dict(instances)
+    if "masks" in out:
+        out["masks"] = out["masks"][:, y0 : y0 + h, x0 : x0 + w]
+    if "boxes" in out:
+        shifted = out["boxes"] - np.asarray([x0, y0, x0, y0], np.float32)
+        out["boxes"] = np.clip(shifted, 0, np.asarray([w, h, w, h], np.float32))
+    if "points" in out:
+        out["points"] = out["points"] - np.asarray([x0, y0], np.float32)
+        x, y = out["points"][..., 0], out["points"][..., 1]
+        inside = (x >= 0) & (x <= w) & (y >= 0) & (y <= h)
+        out["point_labels"] = np.where(inside, out["point_labels"], -1)
+    if "masks" in out:
+        keep = out["masks"].any(axis=(1, 2))
+    elif "boxes" in out:
+        keep = (out["boxes"][:, 2] > out["boxes"][:, 0]) & (out["boxes"][:, 3] > out["boxes"][:, 1])
+    else:
+        keep = slice(None)
+    return image[y0 : y0 + h, x0 : x0 + w], {k: v[keep] for k, v in out.items()}
+
+
+def flip_instances(image, instances):
+    w = image.shape[1]
+    out = dict(instances)
+    if "masks" in out:
+        out["masks"] = out["masks"][:, :, ::-1]
+    if "boxes" in out:
+        x0, y0, x1, y1 = out["boxes"].T
+        out["boxes"] = np.stack([w - x1, y0, w - x0, y1], axis=1).astype(np.float32)
+    if "points" in out:
+        out["points"] = out["points"].copy()
+        out["points"][..., 0] = w - out["points"][..., 0]
+    return image[:, ::-1], out
+
+
+def resize_instances(image, instances, hw):
+    h, w = hw
+    if image.shape[:2] == (h, w):
+        return image, instances
+    sx, sy = w / image.shape[1], h / image.shape[0]
+    out = dict(instances)
+    if "masks" in out:
+        out["masks"] = _resize_masks(out["masks"], hw)
+    if "boxes" in out:
+        out["boxes"] = (out["boxes"] * np.asarray([sx, sy, sx, sy])).astype(np.float32)
+    if "points" in out:
+        out["points"] = (out["points"] * np.asarray([sx, sy])).astype(np.float32)
+    return resize_image(image, (h, w)), out  # the same interpolation as test time
+
+
+def _resize_masks(masks, hw):
+    h, w = hw
+    if not len(masks):
+        return np.zeros((0, h, w), dtype=masks.dtype)
+    stacked = np.ascontiguousarray(masks.transpose(1, 2, 0))
+    out = np.empty((len(masks), h, w), dtype=masks.dtype)
+    for i in range(0, len(masks), 128):  # OpenCV 5 resizes at most 128 channels at once
+        part = cv2.resize(stacked[:, :, i : i + 128], (w, h), interpolation=cv2.INTER_NEAREST)
+        out[i : i + 128] = part.reshape(h, w, -1).transpose(2, 0, 1)
+    return out
+
+
+def augment_instances(image, instances, rng: np.random.Generator, *, min_sizes, max_size, flip=True,
+                      crop_size=None):
+    """Random crop (half the time, when ``crop_size`` is set), flip, shortest-edge resize.
+
+    The random draws do not depend on the fields present: masks see the same stream either way.
+    """
+    if crop_size and rng.random() < 0.5:
+        image, instances = crop_instances(image, instances, crop_window(*image.shape[:2], crop_size, rng))
+    if flip and rng.random() < 0.5:
+        image, instances = flip_instances(image, instances)
+    short = int(min_sizes[int(rng.integers(len(min_sizes)))])
+    hw = shortest_edge_size(*image.shape[:2], short, max_size)
+    instances = {k: np.ascontiguousarray(v) for k, v in instances.items()}
+    return resize_instances(np.ascontiguousarray(image), instances, hw)
+
+
+# The masks-only call forms.
+def random_crop(image, masks, labels, size_range, rng: np.random.Generator):
+    image, out = crop_instances(image, {"masks": masks, "labels": labels},
+                                crop_window(*image.shape[:2], size_range, rng))
+    return image, out["masks"], out["labels"]
 
 
 def hflip(image, masks):
-    return image[:, ::-1], masks[:, :, ::-1]
+    image, out = flip_instances(image, {"masks": masks})
+    return image, out["masks"]
 
 
 def resize(image, masks, hw):
-    h, w = hw
-    if image.shape[:2] == (h, w):
-        return image, masks
-    image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-    if len(masks):
-        stacked = np.ascontiguousarray(masks.transpose(1, 2, 0))
-        out = np.empty((len(masks), h, w), dtype=masks.dtype)
-        for i in range(0, len(masks), 512):
-            part = cv2.resize(stacked[:, :, i : i + 512], (w, h), interpolation=cv2.INTER_NEAREST)
-            out[i : i + 512] = part.reshape(h, w, -1).transpose(2, 0, 1)
-        masks = out
-    else:
-        masks = np.zeros((0, h, w), dtype=masks.dtype)
-    return image, masks
+    image, out = resize_instances(image, {"masks": masks}, hw)
+    return image, out["masks"]
 
 
-def augment(image, masks, labels, rng: np.random.Generator, *, min_sizes, max_size, flip=True,
-            crop_size=None):
-    """Random crop (half the time, when ``crop_size`` is set), flip, shortest-edge resize."""
-    if crop_size and rng.random() < 0.5:
-        image, masks, labels = random_crop(image, masks, labels, crop_size, rng)
-    if flip and rng.random() < 0.5:
-        image, masks = hflip(image, masks)
-    short = int(min_sizes[int(rng.integers(len(min_sizes)))])
-    hw = shortest_edge_size(*image.shape[:2], short, max_size)
-    image, masks = resize(np.ascontiguousarray(image), np.ascontiguousarray(masks), hw)
-    return image, masks, labels
+def augment(image, masks, labels, rng: np.random.Generator, **kw):
+    image, out = augment_instances(image, {"masks": masks, "labels": labels}, rng, **kw)
+    return image, out["masks"], out["labels"]

@@ -35,24 +35,30 @@ def display_available() -> bool:
 
 
 class VideoSink:
-    """Annotated video written to a hidden temporary file, renamed into place when complete."""
+    """Annotated video written to a hidden temporary file, renamed into place when complete.
+    Frames of another size than the first are letterboxed to it (a video has one size)."""
 
-    def __init__(self, path: Path, fps: float):
-        self.path = Path(path)
+    def __init__(self, path: Path, fps: float = 30.0):
+        from edgeseg.io import check_output
+
+        self.path = check_output(path, "video")
         if self.path.suffix.lower() not in VIDEO_CODECS:
             raise fail(self.path, f"unknown video suffix; use one of {', '.join(VIDEO_CODECS)}")
         if not self.path.parent.is_dir():
             raise fail(self.path.parent, "output folder does not exist")
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        self.fps, self.writer = fps, None
+        self.fps, self.writer, self.size, self.letterboxed = fps, None, None, 0
 
     def write(self, frame_rgb: np.ndarray) -> None:
         if self.writer is None:
-            h, w = frame_rgb.shape[:2]
+            self.size = frame_rgb.shape[1], frame_rgb.shape[0]
             fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
-            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, self.size)
             if not self.writer.isOpened():
                 raise fail(self.path, "OpenCV cannot write this video format here")
+        if frame_rgb.shape[1::-1] != self.size:  # OpenCV would drop it without a word
+            frame_rgb = letterbox(frame_rgb, *self.size)
+            self.letterboxed += 1
         self.writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
 
     def close(self, keep: bool) -> None:
@@ -61,6 +67,16 @@ class VideoSink:
             if keep:
                 os.replace(self.tmp, self.path)
         self.tmp.unlink(missing_ok=True)
+
+
+def letterbox(frame: np.ndarray, w: int, h: int) -> np.ndarray:
+    """``frame`` scaled to fit ``w`` x ``h``, centred on black."""
+    scale = min(w / frame.shape[1], h / frame.shape[0])
+    nw, nh = max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale))
+    out = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - nh) // 2, (w - nw) // 2
+    out[y : y + nh, x : x + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def draw_hud(frame: np.ndarray, fps: float, dropped: int) -> None:
@@ -97,10 +113,10 @@ class Renderer:
         while (item := self.queue.get()) is not None:
             if self.error is not None:
                 continue
-            frame, scores, masks, meta, fps, dropped = item
+            frame, outputs, meta, fps, dropped = item
             try:
                 t0 = time.perf_counter()
-                detections = self.predictor.finish(scores, masks, meta)
+                detections = self.predictor.finish(outputs, meta)
                 self.post_seconds.append(time.perf_counter() - t0)
                 out = draw_detections(frame, detections, self.predictor.class_names, self.score)
                 draw_hud(out, fps, dropped)
@@ -116,7 +132,7 @@ class Renderer:
 
 def run_demo(model, source: str, show: bool | None = None, save: str | None = None, threads: int | None = None,
              device: str | None = None, score: float = 0.3, max_frames: int | None = None, log=print) -> dict:
-    from edgeseg.workflows import load_predictor
+    from edgeseg.predictor import load_predictor
 
     if threads is not None and threads < 1:
         raise EdgesegError(f"--threads must be at least 1, got {threads}")
@@ -127,8 +143,10 @@ def run_demo(model, source: str, show: bool | None = None, save: str | None = No
     elif show and not display_available():
         log("no display (or an OpenCV build without GUI): running headless")
         show = False
+    sink = VideoSink(Path(save)) if save else None
     grabber = FrameGrabber(src, prepare=predictor.prepare, log=log).start()
-    sink = VideoSink(Path(save), src.fps or 30.0) if save else None
+    if sink:
+        sink.fps = src.fps or sink.fps  # known once the source is open
     stop = threading.Event()
     previous = _on_sigint(stop)
     renderer = Renderer(predictor, score, sink, show, stop)
@@ -148,12 +166,12 @@ def run_demo(model, source: str, show: bool | None = None, save: str | None = No
                 continue
             _, frame, (x, meta), pre_seconds = item
             t0 = time.perf_counter()
-            scores, masks = predictor.raw(x)
+            outputs = predictor.raw(x)
             times["infer"].append(time.perf_counter() - t0)
             times["pre"].append(pre_seconds)
             frames += 1
             fps = frames / max(time.perf_counter() - started, 1e-9)
-            renderer.put((frame, scores, masks, meta, fps, grabber.stats.dropped))
+            renderer.put((frame, outputs, meta, fps, grabber.stats.dropped))
         ok = True
     finally:
         if previous is not None:
@@ -165,6 +183,9 @@ def run_demo(model, source: str, show: bool | None = None, save: str | None = No
         finally:
             if sink:
                 sink.close(keep=ok and frames > 0)
+    if sink and sink.letterboxed:
+        w, h = sink.size
+        log(f"{save}: {sink.letterboxed} frame(s) of another size letterboxed to {w}x{h} (a video has one frame size)")
     times["post"] = renderer.post_seconds
     elapsed = ended - started if started and ended else 0.0
     return _summary(src, grabber.stats, frames, elapsed, times, save if sink and frames else None, show)

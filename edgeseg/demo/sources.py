@@ -8,6 +8,7 @@ when a live source stops delivering (the caller may reopen it). Torch-free.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +21,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
 SOURCE_FORMS = "a camera index (0), /dev/videoN, a video file, an image folder, rtsp://... or synthetic[:FRAMES]"
 MAX_BAD_FRAMES = 25  # consecutive undecodable frames before a file counts as ended
+# OpenCV reads this once, when it first uses FFmpeg: without it a stream that cannot be reached
+# prints FFmpeg's own error line beside ours. Set it to 24 (warnings) or more to see them.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 @contextlib.contextmanager
@@ -61,6 +65,8 @@ class CaptureSource:
             capture = cv2.VideoCapture(self.spec)
         if not capture.isOpened():
             capture.release()
+            if isinstance(self.spec, str) and self.spec.lower().startswith(STREAM_PREFIXES):
+                raise EdgesegError(f"{self.name}: cannot open stream (unreachable, or not a stream)")
             raise EdgesegError(f"{self.name}: cannot be opened (no such camera, or it is in use)")
         self.capture = capture
         self.fps = capture.get(cv2.CAP_PROP_FPS) or None

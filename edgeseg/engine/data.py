@@ -1,4 +1,5 @@
-"""Torch data pipeline: deterministic per-sample augmentation, batches padded to 32."""
+"""Torch data pipeline: deterministic per-sample augmentation, batches padded to 32, and the
+check that a training set's supervision is one the model can use."""
 
 from __future__ import annotations
 
@@ -8,8 +9,28 @@ from torch.utils.data import Dataset
 
 from edgeseg.config import DataConfig
 from edgeseg.data.coco import CocoDataset
-from edgeseg.data.transforms import augment
+from edgeseg.data.image_folder import ImageFolder, open_dataset
+from edgeseg.data.transforms import augment_instances
+from edgeseg.errors import fail
+from edgeseg.models.registry import get_method
 from edgeseg.preprocess import SIZE_DIVISOR, normalize, padded_size
+
+
+def training_dataset(spec, model_name: str) -> CocoDataset | ImageFolder:
+    """Open a training set, refusing one whose supervision the model cannot train with."""
+    dataset = open_dataset(spec)
+    check_supervision(dataset, model_name)
+    return dataset
+
+
+def check_supervision(dataset: CocoDataset | ImageFolder, model_name: str) -> None:
+    """A dataset gives its own kind and the weaker ones (masks -> boxes, points -> boxes, any -> none)."""
+    method = get_method(model_name)
+    if not set(method.supervision) & set(dataset.gives):
+        has = "no annotations" if dataset.supervision == "none" else f"{dataset.supervision} annotations"
+        note = f" ({dataset.supervision_note})" if dataset.supervision_note else ""
+        raise fail(dataset.source, f"has {has}{note}, but {method.name} trains with "
+                                   f"{' or '.join(method.supervision)}")
 
 
 class TrainStream(Dataset):
@@ -20,7 +41,7 @@ class TrainStream(Dataset):
     samples an uninterrupted run would.
     """
 
-    def __init__(self, dataset: CocoDataset, cfg: DataConfig, seed: int):
+    def __init__(self, dataset: CocoDataset | ImageFolder, cfg: DataConfig, seed: int):
         self.dataset = dataset
         self.cfg = cfg
         self.seed = seed
@@ -40,18 +61,19 @@ class TrainStream(Dataset):
     def load(self, i: int):
         if i in self._cache:
             return self._cache[i]
-        item = (self.dataset.load_image(i), *self.dataset.load_targets(i))
+        item = (self.dataset.load_image(i), self.dataset.load_instances(i))
         if self.cfg.cache_images:
             self._cache[i] = item
         return item
 
     def __getitem__(self, k: int):
-        image, masks, labels = self.load(self.record_index(k))
+        image, instances = self.load(self.record_index(k))
         rng = np.random.default_rng([self.seed, 1, k])
         crop = self.cfg.crop_size if self.cfg.crop else None
-        image, masks, labels = augment(image, masks, labels, rng, min_sizes=self.cfg.min_size_train,
-                                       max_size=self.cfg.max_size_train, flip=self.cfg.flip, crop_size=crop)
-        return normalize(image), masks, labels
+        image, instances = augment_instances(image, instances, rng, min_sizes=self.cfg.min_size_train,
+                                             max_size=self.cfg.max_size_train, flip=self.cfg.flip,
+                                             crop_size=crop)
+        return normalize(image), instances
 
 
 class StepBatchSampler(torch.utils.data.Sampler):
@@ -71,15 +93,19 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
 
 def collate(samples):
-    """Pad images and masks to a common size, a multiple of 32 (bottom/right, zeros)."""
+    """Pad images and masks to a common size, a multiple of 32 (bottom/right, zeros); every other
+    field (labels, boxes, points, point_labels) becomes a tensor as it is: padding moves no pixel."""
     hs, ws = zip(*(s[0].shape[:2] for s in samples))
     ph, pw = padded_size(max(hs), max(ws), SIZE_DIVISOR)
     images = torch.zeros(len(samples), 3, ph, pw)
     targets = []
-    for i, (image, masks, labels) in enumerate(samples):
+    for i, (image, instances) in enumerate(samples):
         h, w = image.shape[:2]
         images[i, :, :h, :w] = torch.from_numpy(image).permute(2, 0, 1)
-        padded = torch.zeros(len(masks), ph, pw, dtype=torch.uint8)
-        padded[:, :h, :w] = torch.from_numpy(masks)
-        targets.append({"labels": torch.from_numpy(labels).long(), "masks": padded})
+        target = {k: torch.from_numpy(v) for k, v in instances.items()}
+        target["labels"] = target["labels"].long()
+        if "masks" in target:
+            target["masks"] = torch.zeros(len(target["masks"]), ph, pw, dtype=torch.uint8)
+            target["masks"][:, :h, :w] = torch.from_numpy(instances["masks"])
+        targets.append(target)
     return images, targets

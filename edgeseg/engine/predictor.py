@@ -1,4 +1,4 @@
-"""PyTorch predictor: the same preprocessing and postprocessing every runtime uses."""
+"""PyTorch predictor: the same preprocessing and postprocessing (by output kind) every runtime uses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from edgeseg.config import Recipe
-from edgeseg.postprocess import Detections, postprocess
+from edgeseg.models.registry import get_method
+from edgeseg.postprocess import Detections, output_kind, postprocess
 from edgeseg.preprocess import preprocess
 
 
@@ -17,23 +18,24 @@ class TorchPredictor:
         self.class_names = list(class_names)
         self.amp_dtype = amp_dtype
         self.device = next(model.parameters()).device
+        self.kind = output_kind(get_method(recipe.model.name).output_kind)
+        self.thresholds = vars(recipe.model.inference)
 
     @torch.no_grad()
-    def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Network input [1,3,H,W] -> (scores [N,C], mask logits [N,H/4,W/4]) as float32 numpy."""
+    def raw(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Network input [1,3,H,W] -> the output kind's arrays by name (batch item 0, float32)."""
         images = torch.from_numpy(x).to(self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            scores, masks = self.model.scores_and_masks(self.model(images))
-        return scores[0].float().cpu().numpy(), masks[0].float().cpu().numpy()
+            outputs = self.model.deploy_outputs(self.model(images))
+        return {name: t[0].float().cpu().numpy() for name, t in outputs.items()}
 
     def prepare(self, image: np.ndarray, name: str = "image"):
         data = self.recipe.data
         return preprocess(image, data.min_size_test, data.max_size_test, name=name)
 
-    def finish(self, scores: np.ndarray, masks: np.ndarray, meta) -> Detections:
-        inf = self.recipe.model.inference
-        return postprocess(scores, masks, meta, inf.cls_threshold, inf.mask_threshold, inf.max_detections)
+    def finish(self, outputs: dict, meta) -> Detections:
+        return postprocess(self.kind.name, outputs, meta, self.thresholds)
 
     def __call__(self, image: np.ndarray, name: str = "image") -> Detections:
         x, meta = self.prepare(image, name)
-        return self.finish(*self.raw(x), meta)
+        return self.finish(self.raw(x), meta)

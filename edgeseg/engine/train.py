@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from edgeseg.config import Recipe
 from edgeseg.data.coco import CocoDataset
 from edgeseg.engine.checkpoint import read_checkpoint, save_checkpoint
-from edgeseg.engine.data import StepBatchSampler, TrainStream, collate
+from edgeseg.engine.data import StepBatchSampler, TrainStream, collate, training_dataset
 from edgeseg.engine.predictor import TorchPredictor
 from edgeseg.errors import EdgesegError
 from edgeseg.evaluation.dataset_eval import evaluate_dataset
@@ -94,13 +94,85 @@ def lr_factor(step: int, cfg) -> float:
     return factor
 
 
+class LRSchedule:
+    """The LR factor and the end of training as functions of progress through the schedule.
+
+    Without a time budget (``solver.max_minutes`` 0) this is detectron2's WarmupMultiStepLR over
+    iterations: step ``s`` trains at ``lr_factor(s)`` and training ends at ``max_iter``.
+
+    With a budget, progress is ``max(step / max_iter, elapsed / budget)``: the warm-up and the
+    milestones, written in iterations, act at the fractions ``warmup_iters / max_iter`` and
+    ``steps[i] / max_iter`` of progress, and training ends when progress reaches 1. The whole
+    schedule then fits inside the cap on a slow CPU (fewer steps), and a fast CPU still ends at
+    ``max_iter`` with the iteration schedule.
+
+    ``elapsed`` is seconds of training (evaluation excluded), kept across resumes through
+    ``state_dict`` (plain floats). ``clock`` is injectable for tests; ``sync`` (DDP) makes every
+    rank use rank 0's elapsed time so that all agree on the LR and on the last step.
+    """
+
+    def __init__(self, cfg, clock=time.monotonic, sync=None):
+        self.cfg, self.clock, self.sync = cfg, clock, sync
+        self.budget = cfg.max_minutes * 60.0
+        self.elapsed = 0.0
+        self._mark = None
+
+    def start(self) -> None:
+        """(Re)start the clock; time since the last tick, e.g. an evaluation, is not counted."""
+        self._mark = self.clock()
+
+    def tick(self) -> None:
+        """Count the time since the previous tick (or start) as training; call once per step."""
+        now = self.clock()
+        self.elapsed += now - self._mark
+        self._mark = now
+        if self.sync is not None and self.budget > 0:
+            self.elapsed = self.sync(self.elapsed)
+
+    def progress(self, step: int) -> float:
+        p = step / self.cfg.max_iter
+        if self.budget > 0:
+            p = max(p, self.elapsed / self.budget)
+        return min(p, 1.0)
+
+    def factor(self, step: int) -> float:
+        if self.budget <= 0:
+            return lr_factor(step, self.cfg)
+        return lr_factor(self.progress(step) * self.cfg.max_iter, self.cfg)
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+    def out_of_time(self) -> bool:
+        return self.budget > 0 and self.elapsed >= self.budget
+
+    def state_dict(self) -> dict:
+        return {"elapsed_s": float(self.elapsed)}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Checkpoints from before the time-driven schedule hold a LambdaLR state: no elapsed time.
+        self.elapsed = float(state.get("elapsed_s", 0.0))
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+        """Set every group's LR for ``step``; returns the factor."""
+        factor = self.factor(step)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        return factor
+
+
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """RNG states as tensors and plain data, so that ``last.pt`` loads with ``weights_only``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)}}
 
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate(state["python"])
 
 
@@ -134,15 +206,30 @@ def prepare_data(recipe: Recipe, rank: int) -> tuple[CocoDataset, CocoDataset | 
         ensure_dataset(recipe.data)
     if dist.is_initialized():
         dist.barrier()
-    train = CocoDataset(recipe.data.train)
+    train = training_dataset(recipe.data.train, recipe.model.name)
     val = CocoDataset(recipe.data.val) if recipe.data.val else None
     if val is not None and val.class_names != train.class_names:
         raise EdgesegError(f"{val.json_path}: class names differ from the training set's")
     return train, val
 
 
-def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=print) -> dict:
-    """Train ``recipe``; returns a summary with the output folder and the final/best mask AP."""
+def _sync_from_rank0(world: int, device: torch.device):
+    if world <= 1:
+        return None
+
+    def sync(value: float) -> float:
+        t = torch.tensor([value], dtype=torch.float64, device=device)
+        dist.broadcast(t, 0)
+        return t.item()
+
+    return sync
+
+
+def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=print,
+          clock=time.monotonic) -> dict:
+    """Train ``recipe``; returns a summary with the output folder, the final/best mask AP and how
+    much of the recipe's steps and LR schedule ran (see ``LRSchedule``). ``clock`` times the
+    ``solver.max_minutes`` budget (injectable for tests)."""
     rank, world, device = setup_distributed()
     solver, tcfg = recipe.solver, recipe.train
     if solver.ims_per_batch % world:
@@ -161,7 +248,10 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
     if solver.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, solver)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, solver))
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    # Named ``scheduler`` (state key "scheduler" in last.pt) as the LambdaLR it replaces.
+    scheduler = LRSchedule(solver, clock=clock, sync=_sync_from_rank0(world, device))
     dtype = amp_dtype(solver.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
@@ -202,18 +292,19 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
         report = evaluate_dataset(TorchPredictor(model, recipe, train_set.class_names, dtype), val_set)
         model.train()
         ap = report["metrics"]["AP"] * 100
-        jsonl.write(step=step, eval=report["metrics"])
-        log(f"step {step}: mask AP {ap:.2f}  AP50 {report['metrics']['AP50'] * 100:.2f}")
+        jsonl.write(step=step, metric=report["metric"], eval=report["metrics"])
+        log(f"step {step}: {report['metric']} {ap:.2f}  AP50 {report['metrics']['AP50'] * 100:.2f}")
         if ap > best_ap:
             best_ap = ap
-            save_checkpoint(out / "best.pt", model, recipe, train_set.class_names, extra={"step": step, "mask_ap": ap})
+            save_checkpoint(out / "best.pt", model, recipe, train_set.class_names, extra={"step": step, "ap": ap, "metric": report["metric"]})
         return ap
 
-    t0 = time.time()
     step = start
     model.train()
+    scheduler.start()
     with progress or nullcontext():
         for images, targets in loader:
+            scheduler.apply(optimizer, step)
             images = images.to(device, non_blocking=True)
             if solver.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -231,28 +322,35 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
                 torch.nn.utils.clip_grad_norm_(model.parameters(), solver.clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
-            scheduler.step()
             step += 1
+            scheduler.tick()
             if progress:
                 progress.update(progress.task_ids[0], completed=step, loss=f"loss {loss.item():.3f}")
             if step % tcfg.log_period == 0 or step == solver.max_iter:
-                jsonl.write(step=step, lr=optimizer.param_groups[0]["lr"], time=round(time.time() - t0, 2),
+                jsonl.write(step=step, lr=optimizer.param_groups[0]["lr"], time=round(scheduler.elapsed, 2),
+                            progress=round(scheduler.progress(step), 4),
                             loss=loss.item(), **{k: round(v.item(), 5) for k, v in losses.items()})
-            out_of_time = solver.max_minutes > 0 and (time.time() - t0) / 60 >= solver.max_minutes
-            if out_of_time and world > 1:  # every rank must agree to stop at the same step
-                flag = torch.tensor([float(out_of_time)], device=device)
-                dist.all_reduce(flag)
-                out_of_time = flag.item() > 0
-            done = step >= solver.max_iter or out_of_time
+            # Every rank sees rank 0's elapsed time (``sync``), so all stop at the same step.
+            done = step >= solver.max_iter or scheduler.done(step)
             if step % tcfg.checkpoint_period == 0 or done:
                 checkpoint(step, last_path)
             if (tcfg.eval_period and step % tcfg.eval_period == 0) or done:
                 run_eval(step)
-            if out_of_time:
-                log(f"stopped at step {step}: solver.max_minutes={solver.max_minutes} reached")
+                scheduler.start()  # evaluation time is not training time
+            if done:
                 break
-    train_minutes = (time.time() - t0) / 60
-    summary = {"output_dir": str(out), "step": step, "train_minutes": round(train_minutes, 2), "best_mask_ap": best_ap}
+    completed = scheduler.progress(step)
+    time_capped = step < solver.max_iter and scheduler.out_of_time()
+    summary = {"output_dir": str(out), "step": step, "max_iter": solver.max_iter,
+               "train_minutes": round(scheduler.elapsed / 60, 2), "best_mask_ap": best_ap,
+               "schedule_completed": round(completed, 4), "time_capped": time_capped,
+               "expected_ap": tcfg.expected_ap}
+    if time_capped:
+        log(f"solver.max_minutes={solver.max_minutes:g} reached at step {step}/{solver.max_iter}: "
+            f"the LR schedule ran {completed:.0%} of its course, compressed into "
+            f"{step / solver.max_iter:.0%} of the recipe's steps")
+    else:
+        log(f"trained {step}/{solver.max_iter} steps: {completed:.0%} of the LR schedule")
     jsonl.write(done=True, **summary)
     if dist.is_initialized():
         dist.barrier()

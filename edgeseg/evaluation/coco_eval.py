@@ -23,6 +23,7 @@ from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from edgeseg.data.coco import annotation_problem
 from edgeseg.errors import EdgesegError, fail
 from edgeseg.io import write_json
 
@@ -73,7 +74,7 @@ def save_results(path: str | os.PathLike, results: Results) -> None:
     write_json(path, list(results), indent=None)
 
 
-def _load_gt(gt: str | os.PathLike | COCO | dict) -> COCO:
+def _load_gt(gt: str | os.PathLike | COCO | dict, iou_type: str = "segm") -> COCO:
     if isinstance(gt, COCO):
         return gt
     source = "ground truth" if isinstance(gt, dict) else gt
@@ -82,10 +83,46 @@ def _load_gt(gt: str | os.PathLike | COCO | dict) -> COCO:
         isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
     ):
         raise fail(source, "not a COCO annotation file (needs images, annotations, categories lists)")
+    _check_annotations(data, source, _REQUIRED_KEY[iou_type])
     coco = COCO()
     coco.dataset = data
     coco.createIndex()
     return coco
+
+
+def _check_annotations(data: dict, source: Any, needed: str) -> None:
+    """Every ground-truth field pycocotools uses is checked first (types, ids, and every number:
+    see annotation_problem); a set without annotations has nothing to evaluate (COCOeval would
+    print AP -1)."""
+    sizes = {}
+    for k, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or not all(_is_int(im.get(key)) for key in ("id", "height", "width")):
+            raise fail(source, f"image entry {k} needs integer 'id', 'height' and 'width'")
+        sizes[im["id"]] = (im["height"], im["width"])
+    if not all(isinstance(c, dict) and _is_int(c.get("id")) for c in data["categories"]):
+        raise fail(source, "every category needs an integer 'id'")
+    ids = set()
+    for k, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or not _is_int(ann.get("id")) or ann["id"] in ids:
+            raise fail(source, f"annotation entry {k} needs a unique integer 'id'")
+        ids.add(ann["id"])
+        if needed not in ann or not _is_int(ann.get("category_id")) or ann.get("image_id") not in sizes:
+            raise fail(source, f"annotation {ann['id']} needs '{needed}', an integer 'category_id' and "
+                               "the 'image_id' of an image")
+        problem = annotation_problem(ann, *sizes[ann["image_id"]])
+        for key in ("area", "iscrowd"):
+            if key not in ann:
+                problem = f"no '{key}' (pycocotools needs it)"
+        if ann.get("segmentation") == [] and needed == "segmentation":
+            problem = "empty segmentation: pycocotools cannot evaluate it; remove the annotation or give it a mask"
+        if problem:
+            raise fail(source, f"annotation {ann['id']}: {problem}")
+    if not any(not ann.get("iscrowd", 0) for ann in data["annotations"]):
+        raise fail(source, "has no (non-crowd) annotations: there is nothing to evaluate against")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _check_results(results: Results, gt: COCO, iou_type: str, source: Any) -> Results:
@@ -147,6 +184,7 @@ def evaluate(
     results: Results | str | os.PathLike,
     iou_type: str = "segm",
     quiet: bool = True,
+    use_cats: bool = True,
 ) -> dict[str, Any]:
     """Run COCOeval (evaluate, accumulate, summarize) on all ground-truth images.
 
@@ -161,7 +199,7 @@ def evaluate(
         results = load_results(results)
     chatter = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
     with chatter:
-        coco_gt = _load_gt(gt)
+        coco_gt = _load_gt(gt, iou_type)
         checked = _check_results(results, coco_gt, iou_type, source)
         if not checked:
             summary = "No detections: every metric is 0.0.\n" + format_table([0.0] * len(STAT_NAMES))
@@ -169,6 +207,7 @@ def evaluate(
                 print(summary, end="")
             return _report(iou_type, [0.0] * len(STAT_NAMES), summary)
         coco_eval = COCOeval(coco_gt, coco_gt.loadRes(checked), iou_type)
+        coco_eval.params.useCats = int(use_cats)
         coco_eval.evaluate()
         coco_eval.accumulate()
     captured = io.StringIO()
@@ -178,6 +217,19 @@ def evaluate(
     if not quiet:
         print(summary, end="")
     return _report(iou_type, coco_eval.stats, summary)
+
+
+def detections_to_results(image_id: int, dets, category_ids: Sequence[int]) -> Results:
+    """One image's Detections as COCO results: ``bbox`` (xywh) always, ``segmentation`` (RLE) when
+    the detections carry masks."""
+    if dets.masks is not None:
+        return masks_to_results(image_id, dets.masks, dets.scores, dets.labels, category_ids)
+    bad = [int(x) for x in dets.labels if not 0 <= int(x) < len(category_ids)]
+    if bad:
+        raise EdgesegError(f"label {bad[0]} has no category id ({len(category_ids)} category ids given)")
+    return [{"image_id": int(image_id), "category_id": int(category_ids[int(label)]),
+             "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], "score": float(score)}
+            for (x0, y0, x1, y1), score, label in zip(dets.boxes, dets.scores, dets.labels)]
 
 
 def masks_to_results(

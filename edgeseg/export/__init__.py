@@ -3,13 +3,15 @@
 A target is a device-level name (``onnx``, ``openvino``, ``jetson``, ...) that picks a format
 and its defaults. Each format module has the same small interface: ``is_available()``,
 ``export(job) -> dict`` (writes artefacts into ``job.folder``, returns metadata) and
-``load(bundle)`` (a runtime predictor). This module owns what they share: the model graph,
-calibration, the accuracy gate and the atomic bundle write.
+``fallback_candidates(job, already)`` (layers an accuracy-gated INT8 export keeps float next).
+This module owns what they share: the model graph (any method's DeployModel, outputs named by
+its output kind), calibration, the output check, the accuracy gate and the atomic bundle write.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import platform
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from edgeseg import __version__
 from edgeseg.errors import EdgesegError
-from edgeseg.io import atomic_path
+from edgeseg.io import atomic_path, check_output_folder, file_sha256
+from edgeseg.models.registry import get_method
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ TARGETS = {
 FORMATS = {"onnx": "edgeseg.export.onnx", "openvino": "edgeseg.export.openvino",
            "tensorrt": "edgeseg.export.tensorrt", "tflite": "edgeseg.export.tflite"}
 PRECISIONS = ("fp32", "fp16", "int8")
+FP32_TOLERANCE = 1e-3  # max |difference| of scores and mask probabilities
 
 
 @dataclass
@@ -58,6 +62,7 @@ class ExportJob:
     calib: object | None = None
     log: object = print
     exclude: list[str] = field(default_factory=list)  # layers kept in float (accuracy fallback)
+    int8: object = None  # the method's Int8Policy
 
 
 def resolve_target(name: str, fmt: str | None = None) -> Target:
@@ -107,11 +112,9 @@ def parse_imgsz(text: str | None, default: int) -> tuple[int, int]:
 
 def _deploy_model(checkpoint):
     from edgeseg.engine.checkpoint import load_model
-    from edgeseg.models.registry import DeployModel
+    from edgeseg.models.deploy import DeployModel
 
-    _, recipe, class_names = load_model(checkpoint)
-    recipe.model.encoder.ppm_pool = "export"  # same numbers, plain MatMul instead of AdaptiveAvgPool
-    model, _, _ = load_model(checkpoint, recipe)
+    model, recipe, class_names = load_model(checkpoint)
     return DeployModel(model).eval(), recipe, class_names
 
 
@@ -127,30 +130,30 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
     precision = precision or spec.precision
     if precision not in PRECISIONS or precision not in module.PRECISIONS:
         raise EdgesegError(f"--precision {precision}: {spec.format} supports {', '.join(module.PRECISIONS)}")
+    if max_drop is not None and not (max_drop >= 0 and math.isfinite(max_drop)):
+        raise EdgesegError(f"--max-drop {max_drop}: must be a non-negative number of AP points")
+    if max_drop is not None and not data:
+        raise EdgesegError("--max-drop needs --data: the AP drop is measured on that validation set")
+    out = Path(out)
+    check_output_folder(out, is_bundle, "bundle")  # before minutes of work, not after
     model, recipe, class_names = _deploy_model(checkpoint)
     input_hw = parse_imgsz(imgsz or spec.imgsz, recipe.data.min_size_test // 32 * 32 or 640)
     calib_set = None
     if precision == "int8":
-        from edgeseg.export.calibration import resolve_calibration
-
-        calib_set = resolve_calibration(calib or spec.calib or recipe.data.train, warn=log)
-    from edgeseg.engine.checkpoint import file_sha256
-
+        calib_set = _calibration_set(calib or spec.calib, recipe, log)
     val = None
     if data:
         from edgeseg.data.coco import CocoDataset
 
         val = CocoDataset(data)
     float_ap = _float_ap(model, recipe, input_hw, spec.dynamic, val) if val else None
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     exclude: list[str] = []
     while True:
         with tempfile.TemporaryDirectory(prefix=".edgeseg-export-", dir=out.parent) as tmp:
             folder = Path(tmp) / "bundle"
             folder.mkdir()
             job = ExportJob(model, recipe, class_names, input_hw, spec.dynamic, precision, spec.opset, spec.layout,
-                            folder, calib_set, log, exclude)
+                            folder, calib_set, log, exclude, get_method(recipe.model.name).int8)
             try:
                 meta = module.export(job)
             except EdgesegError:
@@ -165,43 +168,104 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
             from edgeseg.runtime.bundle import write_bundle_meta
 
             write_bundle_meta(folder, meta)
+            checked = _check_outputs(folder, model, input_hw, spec.layout, precision)
+            meta["outputs"]["artifact_names"], meta["check"] = checked["artifact_names"], checked["check"]
+            write_bundle_meta(folder, meta)
             accuracy = _bundle_accuracy(folder, val, float_ap) if val else None
             if accuracy:
                 meta["accuracy"] = accuracy
                 write_bundle_meta(folder, meta)
                 drop = accuracy["drop"]
-                log(f"mask AP: float {accuracy['float_mask_ap']:.2f}, exported {accuracy['export_mask_ap']:.2f} (drop {drop:.2f})")
+                log(f"{accuracy['metric']}: float {accuracy['float']:.2f}, exported {accuracy['exported']:.2f} (drop {drop:.2f})")
                 if max_drop is not None and drop > max_drop:
                     more = module.fallback_candidates(job, exclude) if precision == "int8" else None
                     if not more:
-                        raise EdgesegError(f"export drops mask AP by {drop:.2f} points (> --max-drop {max_drop}); "
+                        raise EdgesegError(f"export drops {accuracy['metric']} by {drop:.2f} points (> --max-drop {max_drop}); "
                                            "no float fallback left; no bundle written")
                     log(f"drop {drop:.2f} > {max_drop}: keeping {len(more)} more layers in float")
                     exclude = exclude + more
                     continue
-            with atomic_path(out) as final:
+            with atomic_path(out, is_bundle, "bundle") as final:
                 folder.rename(final)
             return out
 
 
-def _common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, digest) -> dict:
-    from dataclasses import asdict
+def is_bundle(folder: Path) -> bool:
+    from edgeseg.runtime.bundle import BUNDLE_FILE
 
+    return (folder / BUNDLE_FILE).is_file()
+
+
+def _calibration_set(calib: str, recipe, log):
+    """The named calibration set, or else the recipe's training images where they are."""
+    from edgeseg.export.calibration import resolve_calibration
+
+    if not calib:
+        train = Path(recipe.data.train)
+        if not recipe.data.train or not train.exists():
+            raise EdgesegError(f"INT8 needs calibration images: pass --calib (a COCO dataset, an image folder or a "
+                               f"manifest in calibration/); the recipe's training set {train.absolute()} is not here")
+        calib = str(train)
+    return resolve_calibration(calib, warn=log)
+
+
+def _check_outputs(folder: Path, model, input_hw, layout: str, precision: str) -> dict:
+    """Run the written bundle once beside PyTorch and name its outputs.
+
+    Each PyTorch output is matched to the artefact output of the same shape that agrees best
+    (converters may rename or reorder outputs; TFLite does), and the mapping is recorded so every
+    backend returns outputs by name. Non-finite outputs refuse the export, and an FP32 bundle must
+    agree with PyTorch: an exporter that silently changes numbers is caught here, not on a device.
+    """
+    import numpy as np
     import torch
 
+    from edgeseg.runtime.bundle import read_bundle
+    from edgeseg.runtime.predictor import open_session
+
+    h, w = input_hw
+    x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+    with torch.no_grad():
+        want = dict(zip(model.output_names, (t.numpy() for t in model(torch.from_numpy(x)))))
+    bundle = read_bundle(folder)
+    session = open_session(bundle, backend="onnxruntime" if bundle.backend == "tensorrt" else None)
+    got = {k: np.asarray(v, np.float32) for k, v in session.run(x.transpose(0, 2, 3, 1) if layout == "NHWC" else x).items()}
+    if not all(np.isfinite(v).all() for v in got.values()):
+        raise EdgesegError("the exported model outputs NaN or Inf on a test input; no bundle written")
+    renames, diff = {}, {}
+    for name, ref in want.items():
+        candidates = [k for k, v in got.items() if v.shape == ref.shape and k not in renames]
+        if not candidates:
+            raise EdgesegError(f"the exported model has no output shaped like '{name}' {list(ref.shape)}; no bundle written")
+        rel = {k: float((np.abs(got[k] - ref) / (1 + np.abs(ref))).max()) for k in candidates}
+        best = min(candidates, key=rel.get)
+        renames[best], diff[name] = name, rel[best]
+    if precision == "fp32" and max(diff.values()) > FP32_TOLERANCE:
+        raise EdgesegError(f"the FP32 export differs from PyTorch by {max(diff.values()):.2e} (> {FP32_TOLERANCE}, "
+                           "relative) on a test input; no bundle written")
+    check = {"input": f"standard normal {h}x{w}, seed 0", "max_rel_diff_vs_pytorch": diff}
+    return {"artifact_names": renames, "check": check}
+
+
+def _common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, digest) -> dict:
+    import torch
+
+    from edgeseg.config import recipe_to_dict
+    from edgeseg.models.registry import get_method
+    from edgeseg.postprocess import output_kind
     from edgeseg.preprocess import PIXEL_MEAN, PIXEL_STD
 
     inf = recipe.model.inference
+    method = get_method(recipe.model.name)
     return {
-        "model": {"name": recipe.model.name, "config": asdict(recipe.model)},
+        "model": {"name": recipe.model.name, "config": recipe_to_dict(recipe)["model"], "supervision": list(method.supervision)},
         "class_names": list(class_names),
         "input": {"name": "images", "height": input_hw[0], "width": input_hw[1], "layout": spec.layout,
                   "dtype": "float32", "dynamic": spec.dynamic, "min_size": recipe.data.min_size_test,
                   "max_size": recipe.data.max_size_test, "size_divisor": 32},
         "preprocess": {"color": "RGB", "mean": PIXEL_MEAN.tolist(), "std": PIXEL_STD.tolist(),
                        "resize": "shortest edge (dynamic) or fit into the input (static); pad bottom/right"},
-        "outputs": {"scores": "[1, N, C] sqrt(sigmoid(class) * sigmoid(objectness))",
-                    "masks": "[1, N, H/4, W/4] mask logits at stride 4 of the input"},
+        "outputs": {"kind": method.output_kind, "names": list(output_kind(method.output_kind).outputs)},
         "postprocess": {"cls_threshold": inf.cls_threshold, "mask_threshold": inf.mask_threshold,
                         "max_detections": inf.max_detections},
         "precision": precision,
@@ -211,14 +275,15 @@ def _common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, dig
 
 
 def _float_ap(model, recipe, input_hw, dynamic, val) -> float:
-    """Mask AP of the PyTorch model through exactly the preprocessing the bundle will use."""
+    """The primary metric of the PyTorch model through exactly the preprocessing the bundle uses."""
     import torch
 
     from edgeseg.evaluation.dataset_eval import evaluate_dataset
+    from edgeseg.models.registry import get_method
     from edgeseg.postprocess import postprocess
     from edgeseg.preprocess import preprocess
 
-    inf = recipe.model.inference
+    kind, thresholds = get_method(recipe.model.name).output_kind, vars(recipe.model.inference)
 
     def predict(image, name="image"):
         if dynamic:
@@ -226,11 +291,10 @@ def _float_ap(model, recipe, input_hw, dynamic, val) -> float:
         else:
             x, meta = preprocess(image, input_hw=input_hw, name=name)
         with torch.no_grad():
-            scores, masks = model(torch.from_numpy(x))
-        return postprocess(scores[0].numpy(), masks[0].numpy(), meta, inf.cls_threshold, inf.mask_threshold,
-                           inf.max_detections)
+            outputs = {n: t[0].numpy() for n, t in zip(model.output_names, model(torch.from_numpy(x)))}
+        return postprocess(kind, outputs, meta, thresholds)
 
-    return evaluate_dataset(predict, val)["metrics"]["AP"] * 100
+    return evaluate_dataset(predict, val, kind)["metrics"]["AP"] * 100
 
 
 def _bundle_accuracy(folder: Path, val, float_ap: float) -> dict:
@@ -238,9 +302,10 @@ def _bundle_accuracy(folder: Path, val, float_ap: float) -> dict:
     from edgeseg.runtime import Predictor
 
     predictor = Predictor(folder, backend="onnxruntime" if _backend_of(folder) == "tensorrt" else None)
-    ap = evaluate_dataset(predictor, val)["metrics"]["AP"] * 100
-    return {"data": str(val.json_path), "images": len(val), "float_mask_ap": round(float_ap, 3),
-            "export_mask_ap": round(ap, 3), "drop": round(float_ap - ap, 3)}
+    report = evaluate_dataset(predictor, val, predictor.kind.name)
+    ap = report["metrics"]["AP"] * 100
+    return {"metric": report["metric"], "data": str(val.json_path), "images": len(val), "float": round(float_ap, 3),
+            "exported": round(ap, 3), "drop": round(float_ap - ap, 3)}
 
 
 def _backend_of(folder: Path) -> str:

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.data.coco import read_image_rgb
+from edgeseg.data.images import read_image_rgb
 from edgeseg.errors import fail
 from edgeseg.preprocess import preprocess
+from edgeseg.resources import is_packaged, resource_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 RECOMMENDED_IMAGES = 100
-CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
+# The repo's calibration/ in a checkout, the wheel's copy otherwise (edgeseg/resources.py).
+CALIBRATION_DIR = resource_dir("calibration")
 
 
 @dataclass
@@ -27,8 +29,12 @@ class CalibrationSet:
 
 
 def _from_manifest(path: Path) -> list[Path]:
+    """Relative paths in a manifest of your own are relative to the manifest; in one edgeseg ships
+    (CALIBRATION_DIR, also inside an installed wheel) they are relative to the current directory,
+    where ``edgeseg data shapes`` and the quickstart write ``data/shapes``."""
+    base = Path.cwd() if is_packaged(path, "calibration") else path.parent
     entries = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-    return [(path.parent / e).resolve() for e in entries if e]
+    return [(base / e).resolve() for e in entries if e]
 
 
 def resolve_calibration(source: str, count: int | None = None, warn=print) -> CalibrationSet:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.calibration import CalibrationSet, calibration_inputs
-from edgeseg.export.policy import FLOAT_LEADING_LAYERS, int8_layers, next_fallback
+from edgeseg.export.policy import int8_layers, next_fallback
 from edgeseg.export.quiet import quiet
 
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
 ACTIVATIONS = ["Relu", "Clip"]  # fused into the preceding quantized conv's output range
-INPUT_NAME, OUTPUT_NAMES = "images", ["scores", "masks"]
+INPUT_NAME = "images"
 
 
 def is_available() -> bool:
@@ -25,6 +25,7 @@ def is_available() -> bool:
 
 
 def export_onnx(model, path: Path, input_hw, dynamic: bool = False, opset: int = 18) -> None:
+    """``model`` is a DeployModel: its ``output_names`` name the graph's outputs."""
     """Write a self-contained (no external .data) ONNX file; fails loudly, never half-written."""
     import onnx
     import onnxslim
@@ -38,19 +39,19 @@ def export_onnx(model, path: Path, input_hw, dynamic: bool = False, opset: int =
         shapes = {"images": {2: 32 * hh, 3: 32 * ww}}
     with torch.no_grad(), quiet():  # a failure becomes export_bundle's one-line error
         if opset >= 18:
-            torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
+            torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=list(model.output_names),
                               opset_version=opset, dynamo=True, external_data=False, dynamic_shapes=shapes,
                               verbose=False)
         else:  # consumers limited to opset 17 (TensorRT 8.5 on JetPack 5): TorchScript exporter
             axes = {INPUT_NAME: {2: "height", 3: "width"}} if dynamic else None
-            torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
+            torch.onnx.export(model, (x,), str(path), input_names=[INPUT_NAME], output_names=list(model.output_names),
                               opset_version=opset, dynamo=False, dynamic_axes=axes)
     slim = onnxslim.slim(str(path))
     onnx.save(slim, str(path))
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method: str = "percentile",
+def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, leading: int, method: str = "percentile",
                   exclude_nodes: list[str] | None = None) -> dict:
     """Static QDQ INT8 with ONNX Runtime: U8 activations, S8 per-channel weights."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -72,7 +73,7 @@ def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, method:
 
     prepared = dst.with_suffix(".prep.onnx")
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-    nodes = quantizable_nodes(prepared, exclude_nodes)
+    nodes = quantizable_nodes(prepared, leading, exclude_nodes)
     nodes += fused_activations(prepared, nodes)
     with quiet():  # ORT prints calibration progress
         quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
@@ -97,7 +98,7 @@ def fused_activations(path: Path, nodes: list[str]) -> list[str]:
     return [n.name for n in graph.node if n.op_type in ACTIVATIONS and producer.get(n.input[0]) in chosen]
 
 
-def quantizable_nodes(path: Path, exclude: list[str] | None = None) -> list[str]:
+def quantizable_nodes(path: Path, leading: int, exclude: list[str] | None = None) -> list[str]:
     """Conv/MatMul/Gemm nodes that carry weights, minus the policy's leading float layers and
     ``exclude``. MatMuls of two activations (IAM pooling, mask product, PPM pooling matrices) stay
     float: INT8 there destroys the masks (see ``edgeseg.export.policy``)."""
@@ -107,7 +108,7 @@ def quantizable_nodes(path: Path, exclude: list[str] | None = None) -> list[str]
     consts = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
     weighted = [n.name for n in graph.node
                 if n.op_type == "Conv" or (n.op_type in QUANTIZED_OPS and any(i in consts for i in n.input))]
-    return int8_layers(weighted, exclude)
+    return int8_layers(weighted, leading, exclude)
 
 
 def versions() -> dict:
@@ -130,11 +131,12 @@ def export(job) -> dict:
             "opset": job.opset, "float_ops": "all"}
     if job.precision == "int8":
         int8 = job.folder / "model_int8.onnx"
-        meta["calibration"] = quantize_onnx(fp32, int8, job.calib, job.input_hw, exclude_nodes=job.exclude)
+        meta["calibration"] = quantize_onnx(fp32, int8, job.calib, job.input_hw, job.int8.float_leading_layers,
+                                          exclude_nodes=job.exclude)
         fp32.unlink()
         meta["artifacts"] = {"model": int8.name}
         meta["float_ops"] = ("everything except weighted Conv/MatMul/Gemm (activation MatMuls stay float); "
-                             f"the first {FLOAT_LEADING_LAYERS} weighted layers"
+                             f"the first {job.int8.float_leading_layers} weighted layers"
                              + (f"; plus {len(job.exclude)} fallback nodes" if job.exclude else ""))
     return meta
 
@@ -148,10 +150,5 @@ def quantizable_nodes_of(job) -> list[str]:
     ref = job.folder.parent / "reference_fp32.onnx"
     if not ref.exists():
         export_onnx(job.model, ref, job.input_hw, job.dynamic, job.opset)
-    return quantizable_nodes(ref)
+    return quantizable_nodes(ref, job.int8.float_leading_layers)
 
-
-def load(bundle):
-    from edgeseg.runtime import Predictor
-
-    return Predictor(bundle)

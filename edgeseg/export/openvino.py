@@ -8,7 +8,7 @@ import importlib.util
 
 from edgeseg.export.calibration import calibration_inputs
 from edgeseg.export.onnx import export_onnx
-from edgeseg.export.policy import FLOAT_LEADING_LAYERS, int8_layers, leading_float_layers, next_fallback
+from edgeseg.export.policy import int8_layers, leading_float_layers, next_fallback
 from edgeseg.export.quiet import quiet
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -29,7 +29,7 @@ def export(job) -> dict:
     if job.precision == "int8":
         model, meta["calibration"] = _quantize(model, job)
         meta["float_ops"] = ("NNCF defaults (activations such as sigmoid/softmax in float), activation MatMuls, "
-                             f"the first {FLOAT_LEADING_LAYERS} weighted layers")
+                             f"the first {job.int8.float_leading_layers} weighted layers")
     xml = job.folder / "model.xml"
     ov.save_model(model, str(xml), compress_to_fp16=job.precision == "fp16")
     meta["artifacts"] = {"model": xml.name, "weights": "model.bin"}
@@ -47,7 +47,7 @@ def _quantize(model, job):
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     data = list(calibration_inputs(job.calib, job.input_hw))
-    names = leading_float_layers(weighted_ops(model)) + job.exclude + activation_matmuls(model) + output_resizes(model)
+    names = leading_float_layers(weighted_ops(model), job.int8.float_leading_layers) + job.exclude + activation_matmuls(model) + output_resizes(model)
     ignored = nncf.IgnoredScope(names=names, types=FLOAT_TYPES, validate=False)
     # histogram ranges and no overflow fix: AP drop 0.84 -> 0.67 (small, within run-to-run noise)
     advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix.DISABLE,
@@ -91,11 +91,6 @@ def fallback_candidates(job, already: list[str]) -> list[str]:
 
     onnx_path = job.folder.parent / "source.onnx"
     model = ov.convert_model(str(onnx_path))
-    names = int8_layers(weighted_ops(model), already)
+    names = int8_layers(weighted_ops(model), job.int8.float_leading_layers, already)
     return next_fallback(names, already)
 
-
-def load(bundle):
-    from edgeseg.runtime import Predictor
-
-    return Predictor(bundle)

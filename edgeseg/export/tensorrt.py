@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.errors import EdgesegError, fail
+from edgeseg.errors import fail
 from edgeseg.export.calibration import calibration_inputs
 from edgeseg.export.onnx import ACTIVATIONS, QUANTIZED_OPS, export_onnx, fused_activations, quantizable_nodes
 from edgeseg.export.policy import next_fallback
@@ -35,7 +35,7 @@ def export(job) -> dict:
     meta = {"backend": "tensorrt", "artifacts": {"onnx": onnx_path.name}, "opset": job.opset,
             "float_ops": "all" if job.precision != "fp16" else "TensorRT FP16 kernels"}
     if job.precision == "int8":
-        amax = collect_amax(onnx_path, job.calib, job.input_hw)
+        amax = collect_amax(onnx_path, job.calib, job.input_hw, job.int8.float_leading_layers)
         write_calibration_cache(job.folder / "calibration.cache", {k: v / 127.0 for k, v in amax.items()})
         qdq = job.folder / "model_qdq.onnx"
         meta["calibration"] = quantize_qdq_symmetric(onnx_path, qdq, job)
@@ -59,7 +59,7 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
             x = next(self.it, None)
             return None if x is None else {"images": x}
 
-    nodes = quantizable_nodes(src, job.exclude)
+    nodes = quantizable_nodes(src, job.int8.float_leading_layers, job.exclude)
     nodes += fused_activations(src, nodes)
     with quiet():
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
@@ -70,13 +70,13 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
     return {"scheme": "QDQ S8S8 symmetric per-channel (TensorRT explicit)", "float_nodes": job.exclude}
 
 
-def collect_amax(onnx_path: Path, calib, input_hw) -> dict[str, float]:
+def collect_amax(onnx_path: Path, calib, input_hw, leading: int) -> dict[str, float]:
     """Max |activation| of every tensor that feeds a quantized op, over the calibration set."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(onnx_path))
-    quantized = set(quantizable_nodes(onnx_path))
+    quantized = set(quantizable_nodes(onnx_path, leading))
     wanted = {"images"} | {n.input[0] for n in model.graph.node if n.name in quantized}
     known = {o.name for o in model.graph.output}
     for name in sorted(wanted - known - {"images"}):
@@ -132,16 +132,4 @@ def bundle_readme(meta: dict, precision: str) -> str:
 
 
 def fallback_candidates(job, already: list[str]) -> list[str]:
-    return next_fallback(quantizable_nodes(job.folder / "model.onnx"), already)
-
-
-def load(bundle):
-    from edgeseg.runtime import Predictor
-
-    return Predictor(bundle)
-
-
-def require_engine(bundle) -> Path:
-    if "model" not in bundle.meta["artifacts"]:
-        raise EdgesegError(f"{bundle.path}: no TensorRT engine yet; build it on the device: edgeseg engine build {bundle.path}")
-    return bundle.artifact("model")
+    return next_fallback(quantizable_nodes(job.folder / "model.onnx", job.int8.float_leading_layers), already)

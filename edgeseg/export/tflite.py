@@ -10,14 +10,17 @@ import importlib.util
 import re
 from pathlib import Path
 
+import numpy as np
+
 from edgeseg.export.calibration import calibration_inputs
-from edgeseg.export.policy import FLOAT_LEADING_LAYERS, int8_layers, leading_float_layers, next_fallback
+from edgeseg.export.policy import int8_layers, leading_float_layers, next_fallback
 from edgeseg.export.quiet import quiet
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[tflite]'"
 # FULLY_CONNECTED (the instance heads) stays float: TFLite static INT8 also quantizes an op's
 # output, and INT8 class/kernel logits cost 0.8 mask AP on the quickstart model (0.09 without).
+MIN_RANGE = 1e-2  # smallest calibrated activation range (see floor_ranges)
 QUANTIZED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 SIGNATURE = "serving_default"
 
@@ -52,16 +55,28 @@ def _quantizer(path: Path, precision: str, exclude: list[str]):
     return qt
 
 
-def quantize(src: Path, dst: Path, precision: str, calib=None, input_hw=None, exclude: list[str] | None = None) -> dict:
+def floor_ranges(calibration: dict) -> dict:
+    """Widen activation ranges that calibrated to (almost) nothing, e.g. a ReLU output that is zero
+    on every calibration image: its scale would be ~1e-12, the next layer's bias scale ~1e-15, and
+    XNNPACK refuses such a model. The values there are zeros, so any small range is exact."""
+    for stats in calibration.values():
+        if "min" in stats and "max" in stats:
+            low = np.asarray(stats["min"], np.float32)
+            stats["max"] = np.maximum(np.asarray(stats["max"], np.float32), low + MIN_RANGE)
+    return calibration
+
+
+def quantize(src: Path, dst: Path, precision: str, calib=None, input_hw=None, exclude: list[str] | None = None,
+             leading: int = 0) -> dict:
     exclude = exclude or []
     if precision == "int8":
-        exclude = leading_float_layers(weighted_tensors(src)) + exclude
+        exclude = leading_float_layers(weighted_tensors(src), leading) + exclude
     qt = _quantizer(src, precision, exclude)
     result = None
     if precision == "int8":
         name = _input_name(src)
         data = [{name: x} for x in calibration_inputs(calib, input_hw, layout="NHWC")]
-        result = qt.calibrate({SIGNATURE: data}, num_threads=2)
+        result = floor_ranges(qt.calibrate({SIGNATURE: data}, num_threads=2))
     qt.quantize(result).export_model(str(dst), overwrite=True)
     if precision == "fp16":
         return {"scheme": "float16 weights (FLOAT_CASTING), float32 compute"}
@@ -103,23 +118,19 @@ def _export(job) -> dict:
     if job.precision != "fp32":
         out = job.folder / f"model_{job.precision}.tflite"
         meta["calibration" if job.precision == "int8" else "quantization"] = quantize(
-            fp32, out, job.precision, job.calib, job.input_hw, job.exclude)
+            fp32, out, job.precision, job.calib, job.input_hw, job.exclude, job.int8.float_leading_layers)
         fp32.rename(job.folder.parent / "reference_fp32.tflite")
         meta["artifacts"] = {"model": out.name}
         if job.precision == "int8":
             meta["float_ops"] = ("everything except CONV_2D/DEPTHWISE_CONV_2D (heads and BATCH_MATMUL float); "
-                                 f"the first {FLOAT_LEADING_LAYERS} weighted layers"
+                                 f"the first {job.int8.float_leading_layers} weighted layers"
                                  + (f"; plus {len(job.exclude)} fallback layers" if job.exclude else ""))
     return meta
 
 
 def fallback_candidates(job, already: list[str]) -> list[str]:
     """Next weighted layers to keep in float (see ``policy.next_fallback``)."""
-    names = int8_layers(weighted_tensors(job.folder.parent / "reference_fp32.tflite"), already)
+    names = int8_layers(weighted_tensors(job.folder.parent / "reference_fp32.tflite"), job.int8.float_leading_layers,
+                        already)
     return next_fallback(names, already)
 
-
-def load(bundle):
-    from edgeseg.runtime import Predictor
-
-    return Predictor(bundle)

@@ -1,5 +1,5 @@
-"""Models (PyTorch): ``create_model(cfg)`` builds any registered method from its typed config."""
+"""Models. ``registry`` (torch-free) knows every method; ``create_model(cfg)`` builds one."""
 
-from edgeseg.models.registry import DeployModel, create_model, register_model
+from edgeseg.models.registry import METHODS, Method, create_model, get_method, register_method
 
-__all__ = ["DeployModel", "create_model", "register_model"]
+__all__ = ["METHODS", "Method", "create_model", "get_method", "register_method"]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.errors import EdgesegError
-from edgeseg.postprocess import Detections, postprocess
+from edgeseg.errors import EdgesegError, fail
+from edgeseg.postprocess import Detections, output_kind, postprocess
 from edgeseg.preprocess import SIZE_DIVISOR, preprocess
-from edgeseg.runtime.bundle import Bundle, read_bundle
+from edgeseg.runtime.bundle import BUNDLE_FILE, Bundle, read_bundle
 
 # backend name in bundle.json -> module under edgeseg.runtime.backends (imported on use)
 BACKENDS = {
@@ -46,6 +46,8 @@ class Predictor:
         self.class_names = self.bundle.class_names
         self.session = open_session(self.bundle, device, threads, backend)
         self.layout = self.bundle.input.get("layout", "NCHW")
+        self.kind = output_kind(self.bundle.outputs["kind"])
+        self.renames = self.bundle.outputs.get("artifact_names", {})
 
     def check_input(self, x: np.ndarray) -> None:
         if self.layout == "NHWC":
@@ -60,11 +62,20 @@ class Predictor:
             raise EdgesegError(f"{self.bundle.path}: this bundle takes {eh}x{ew} inputs, got {h}x{w} "
                                "(re-export with --imgsz, or a dynamic-size target)")
 
-    def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Network input (batch of one) -> (scores [N, C], mask logits [N, H/4, W/4])."""
+    def raw(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Network input (batch of one) -> the output kind's arrays by name (batch item 0)."""
         self.check_input(x)
-        scores, masks = self.session.run(np.ascontiguousarray(x, dtype=np.float32))
-        return np.asarray(scores)[0], np.asarray(masks)[0]
+        got = self.session.run(np.ascontiguousarray(x, dtype=np.float32))
+        outputs = {self.renames.get(name, name): np.asarray(value)[0] for name, value in got.items()}
+        missing = [n for n in self.kind.outputs if n not in outputs]
+        if missing:
+            raise fail(self.bundle.path / BUNDLE_FILE, f"the model returns {', '.join(sorted(outputs))}, not the "
+                                                       f"{', '.join(missing)} of a {self.kind.name} bundle; re-export it")
+        scores = outputs["scores"]
+        if scores.shape[-1] != len(self.class_names):
+            raise fail(self.bundle.path / BUNDLE_FILE, f"lists {len(self.class_names)} class names but the model "
+                                                       f"scores {scores.shape[-1]} classes")
+        return outputs
 
     def prepare(self, image: np.ndarray, name: str = "image"):
         inp = self.bundle.input
@@ -72,10 +83,9 @@ class Predictor:
             return preprocess(image, inp["min_size"], inp["max_size"], layout=self.layout, name=name)
         return preprocess(image, input_hw=self.bundle.input_hw, layout=self.layout, name=name)
 
-    def finish(self, scores: np.ndarray, masks: np.ndarray, meta) -> Detections:
-        post = self.bundle.meta["postprocess"]
-        return postprocess(scores, masks, meta, post["cls_threshold"], post["mask_threshold"], post["max_detections"])
+    def finish(self, outputs: dict, meta) -> Detections:
+        return postprocess(self.kind.name, outputs, meta, self.bundle.meta["postprocess"])
 
     def __call__(self, image: np.ndarray, name: str = "image") -> Detections:
         x, meta = self.prepare(image, name)
-        return self.finish(*self.raw(x), meta)
+        return self.finish(self.raw(x), meta)

@@ -20,11 +20,14 @@ def test_bench_checkpoint_and_bundle_with_report(tiny_model, tiny_bundle, tmp_pa
     assert torch_row["speedup_model_only"] == 1.0
     assert onnx_row["speedup_end_to_end"] == pytest.approx(onnx_row["fps_end_to_end"] / torch_row["fps_end_to_end"])
     for row in result["results"]:
-        assert len(row["latency_ms"]["infer"]) == 3 and row["mask_ap"] is not None and row["size_mib"] > 0
+        assert len(row["latency_ms"]["infer"]) == 3 and row["ap"] is not None and row["metric"] == "mask AP" and row["size_mib"] > 0
         lat = row["latency_ms"]["total"]
         assert lat["median"] <= lat["p90"] <= lat["p99"]
         assert row["fps_model_only"] >= row["fps_end_to_end"]
     assert onnx_row["input_shape"] == [1, 3, 128, 128]
+    # the tiny model detects (mask AP ~43 on its val set): the AP column measures something, and the
+    # FP32 bundle scores what the checkpoint scores on the same 128x128 inputs
+    assert torch_row["ap"] > 20 and onnx_row["ap"] == pytest.approx(torch_row["ap"], abs=0.5)
     system = result["system"]
     assert system["cores"] and system["cpu"] and "onnxruntime" in system["runtimes"]
     folder = write_report(tmp_path / "report", result)
@@ -76,3 +79,40 @@ def test_peak_memory_is_the_models_own_not_the_parents(tiny_bundle):
     ballast = np.ones((400, 1024, 1024), np.uint8)  # this process: > 400 MiB resident
     peak = peak_memory_mib(str(tiny_bundle))
     assert ballast.sum() and peak is not None and 20 < peak < 400
+
+
+def run_bench_cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgeseg.cli", "bench", *map(str, args), "--no-progress"], cwd=REPO,
+                          capture_output=True, text=True)
+
+
+def assert_one_line(run, *needles):
+    err = run.stderr.strip()
+    assert run.returncode == 2 and err.startswith("error: ") and "\n" not in err, (run.returncode, err)
+    assert all(n in err for n in needles), err
+
+
+def test_report_folder_checked_before_measuring(tiny_bundle, tmp_path):
+    assert_one_line(run_bench_cli(tmp_path / "bundel"), "bundel: no such bundle folder or checkpoint")
+    foreign = tmp_path / "docs"
+    foreign.mkdir()
+    (foreign / "thesis.md").write_text("precious")
+    assert_one_line(run_bench_cli(tiny_bundle, "--report", foreign), "docs", "not a bench report")
+    afile = tmp_path / "afile"
+    afile.write_text("precious")
+    assert_one_line(run_bench_cli(tiny_bundle, "--report", afile / "r"), "afile", "not a folder")
+    assert_one_line(run_bench_cli(tiny_bundle, "--report", afile), "afile", "not a folder")
+    assert afile.read_text() == "precious" and [p.name for p in foreign.iterdir()] == ["thesis.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "docs"]
+
+
+def test_report_replaces_only_a_previous_report(tiny_bundle, tmp_path):
+    result = run_bench([tiny_bundle], frames=2, warmup=1, progress=False)
+    folder = write_report(tmp_path / "r", result)
+    (folder / "report.md").write_text("old")
+    write_report(folder, result)
+    assert (folder / "report.md").read_text() != "old"
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(EdgesegError, match="not a bench report"):
+        write_report(folder, result)
+    assert (folder / "notes.txt").read_text() == "mine"

@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeseg.data.coco import CocoDataset, mask_to_rle, resolve_dataset, rle_area, write_coco
+from edgeseg.data.coco import CocoDataset, resolve_dataset
+from edgeseg.data.coco_writer import write_coco
+from edgeseg.data.masks import mask_to_rle, rle_area
 from edgeseg.errors import EdgesegError
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools
@@ -203,3 +205,38 @@ def test_bad_image_files(tmp_path: Path) -> None:
     b.unlink()
     with pytest.raises(EdgesegError, match="b.png: image file not found"):
         ds.load_image(1)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("segmentation", [[1, 1, float("nan"), 1, 20, 20]], "NaN or infinite"),
+    ("segmentation", [[1, 1, 1e30, 1, 20, 20]], "far outside the 64x48 image"),
+    ("segmentation", [[1, 1, float("inf"), 1, 20, 20]], "NaN or infinite"),
+    ("bbox", [1, 1, -5, 4], "negative size"),
+    ("bbox", [1, 1, float("nan"), 4], "4 finite numbers"),
+    ("area", 1e30, "'area' must be a finite number"),
+    ("iscrowd", 2, "'iscrowd' must be 0 or 1"),
+])
+def test_numbers_are_checked_before_pycocotools(tmp_path: Path, field: str, value: Any, message: str) -> None:
+    ann = {"id": 5, "image_id": 3, "category_id": 1, "segmentation": [[1, 1, 20, 1, 20, 20, 1, 20]], field: value}
+    root = _make_dataset(tmp_path, [ann])
+    with pytest.raises(EdgesegError, match=f"annotation 5 \\(image 3\\): .*{message}") as info:
+        CocoDataset(root)
+    assert "\n" not in str(info.value) and str(root / "annotations.json") in str(info.value)
+
+
+def test_huge_image_size_is_refused(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path, images=[{"id": 3, "file_name": "a.png", "height": 10**9, "width": W}])
+    with pytest.raises(EdgesegError, match="'height' and 'width' must be integers from 1 to 16384"):
+        CocoDataset(root)
+
+
+def test_writer_replaces_its_own_dataset_but_not_a_users_folder(tmp_path: Path) -> None:
+    image = np.zeros((H, W, 3), np.uint8)
+    write_coco(tmp_path / "ds", [("x.png", image)], [[]], ["a"])
+    write_coco(tmp_path / "ds", [("y.png", image)], [[]], ["a"])  # edgeseg's own: replaced
+    assert [p.name for p in (tmp_path / "ds" / "images").iterdir()] == ["y.png"]
+    user = _make_dataset(tmp_path / "user")  # a dataset edgeseg did not write
+    before = sorted(p.relative_to(user) for p in user.rglob("*"))
+    with pytest.raises(EdgesegError, match="not empty and is not a dataset written by edgeseg"):
+        write_coco(user, [("x.png", image)], [[]], ["a"])
+    assert sorted(p.relative_to(user) for p in user.rglob("*")) == before

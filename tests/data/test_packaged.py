@@ -17,11 +17,11 @@ from edgeseg.data.packaged import (
     write_nuclei,
     write_voc,
 )
+from tests.helpers import installed
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools
-needs_stardist = pytest.mark.skipif(importlib.util.find_spec("stardist") is None,
-                                    reason="stardist not installed (pip install --no-deps stardist)")
-needs_imgviz = pytest.mark.skipif(importlib.util.find_spec("imgviz") is None, reason="imgviz not installed")
+needs_stardist = installed("stardist", reason="stardist not installed (pip install --no-deps stardist)")
+needs_imgviz = installed("imgviz", reason="imgviz not installed")
 
 
 @needs_stardist

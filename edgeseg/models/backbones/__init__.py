@@ -1,12 +1,14 @@
 """Backbone registry and weight loading.
 
-A registered builder is called as ``builder(norm=..., out_features=...)`` and returns an
+A registered builder is called as ``builder(norm=..., out_features=...)`` (plus
+``stride_in_1x1=True`` when asked for and its signature takes it) and returns an
 ``nn.Module`` with ``out_channels``/``out_strides`` dicts and ``forward(x) -> dict[str, Tensor]``.
 It may define ``ignored_weight_prefixes`` (keys of a weight file that the module does not hold,
 e.g. a classifier), and ``named_weights`` with ``resolve_weights(name) -> Path`` for built-in
 weights such as "imagenet".
 """
 
+import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -14,9 +16,13 @@ import torch
 from torch import nn
 
 from edgeseg.errors import EdgesegError, fail
+from edgeseg.models.weights import load_state_strict, safe_load
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {}
 FEATURE_STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
+# Backbones that always put a bottleneck's stride on the first 1x1 conv before the
+# ``stride_in_1x1`` option existed: a checkpoint recipe without the key had that layout.
+LEGACY_STRIDE_IN_1X1 = frozenset({"resnet50"})
 
 
 def register_backbone(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -32,8 +38,13 @@ def register_backbone(name: str) -> Callable[[Callable[..., nn.Module]], Callabl
 
 
 def create_backbone(name: str, norm: str = "FrozenBN", weights: str | None = None,
-                    out_features: Iterable[str] = ("res3", "res4", "res5")) -> nn.Module:
-    """Build a registered backbone; ``weights`` is a state-dict path or a name the backbone knows."""
+                    out_features: Iterable[str] = ("res3", "res4", "res5"),
+                    stride_in_1x1: bool = False) -> nn.Module:
+    """Build a registered backbone; ``weights`` is a state-dict path or a name the backbone knows.
+
+    ``stride_in_1x1`` puts a bottleneck's stride on its first 1x1 conv instead of the 3x3
+    (detectron2's STRIDE_IN_1X1); only backbones whose builder takes it accept True.
+    """
     if name not in BACKBONES:
         raise EdgesegError(f"unknown backbone {name!r}; valid: {', '.join(sorted(BACKBONES))}")
     feats = tuple(dict.fromkeys(out_features))
@@ -41,7 +52,11 @@ def create_backbone(name: str, norm: str = "FrozenBN", weights: str | None = Non
     if bad or not feats:
         raise EdgesegError(f"invalid out_features {list(feats)!r}; "
                            f"choose from {', '.join(FEATURE_STRIDES)}")
-    model = BACKBONES[name](norm=norm, out_features=feats)
+    options = {"stride_in_1x1": True} if stride_in_1x1 else {}
+    if options and "stride_in_1x1" not in inspect.signature(BACKBONES[name]).parameters:
+        raise EdgesegError(f"backbone {name!r} has a fixed stride placement: stride_in_1x1 must be "
+                           f"false (true is for {', '.join(_takes_stride_in_1x1())})")
+    model = BACKBONES[name](norm=norm, out_features=feats, **options)
     if weights:
         named: tuple[str, ...] = getattr(model, "named_weights", ())
         if weights in named:
@@ -55,38 +70,40 @@ def create_backbone(name: str, norm: str = "FrozenBN", weights: str | None = Non
     return model
 
 
-def _short(keys: list[str], limit: int = 8) -> str:
-    head = ", ".join(keys[:limit])
-    return head + (f", ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def load_weights(model: nn.Module, path: str | Path, ignored_prefixes: Iterable[str] = ()) -> None:
-    """Load a state dict strictly, after dropping keys under ``ignored_prefixes``."""
-    path = Path(path)
-    if not path.is_file():
-        raise fail(path, "weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file for the user
-        raise fail(path, f"cannot read weights ({type(e).__name__}: {e})") from None
+    """Load a weight file strictly, after dropping keys under ``ignored_prefixes``."""
+    state = safe_load(path, "weights file")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise fail(path, "not a state dict (expected a mapping of names to tensors)")
     ignored = tuple(ignored_prefixes)
-    state = {k: v for k, v in state.items() if not k.startswith(ignored)}
+    load_state_strict(model, {k: v for k, v in state.items() if not k.startswith(ignored)}, path, "weights file")
 
-    # num_batches_tracked is optional both ways: BN fills it in, FrozenBN drops it.
-    own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    given = {k for k in state if not k.endswith("num_batches_tracked")}
-    missing = sorted(own.keys() - given)
-    unexpected = sorted(given - own.keys())
-    shapes = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                    for k in own.keys() & given if state[k].shape != own[k].shape)
-    problems = [f"{label}: {_short(keys)}" for label, keys in
-                (("missing keys", missing), ("unexpected keys", unexpected),
-                 ("shape mismatch (file vs model)", shapes)) if keys]
-    if problems:
-        raise fail(path, "weights do not match the backbone; " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
+
+def _takes_stride_in_1x1() -> list[str]:
+    return sorted(n for n, b in BACKBONES.items() if "stride_in_1x1" in inspect.signature(b).parameters)
+
+
+def upgrade_stride_placement(meta: dict, source: object) -> dict:
+    """The recipe dict of checkpoint ``meta``, with ``model.backbone.stride_in_1x1`` filled in.
+
+    Checkpoints written before the key existed computed a ``resnet50`` with the stride in the
+    1x1 conv: trained ones keep that layout so they predict as before. Ones made by
+    ``edgeseg import`` (official weights, which need the stride in the 3x3) computed wrong
+    features and are refused.
+    """
+    recipe = meta["recipe"]
+    model = recipe.get("model") if isinstance(recipe, dict) else None
+    backbone = model.get("backbone") if isinstance(model, dict) else None
+    if not isinstance(backbone, dict) or "stride_in_1x1" in backbone:
+        return recipe
+    if backbone.get("name", "resnet50") not in LEGACY_STRIDE_IN_1X1:
+        return recipe
+    if meta.get("imported_from"):
+        raise fail(source, f"imported from {meta['imported_from']} by an older edgeseg that put the "
+                           "ResNet-50 stride on the wrong conv; re-run `edgeseg import` on the "
+                           "official weights")
+    backbone = {**backbone, "stride_in_1x1": True}
+    return {**recipe, "model": {**model, "backbone": backbone}}
 
 
 # Imported last: the backbone modules register themselves through this package.

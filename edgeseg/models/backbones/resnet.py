@@ -1,6 +1,7 @@
 """ResNet-18/50 with detectron2 parameter names, so detectron2/SparseInst checkpoints load as-is."""
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -45,14 +46,21 @@ class BasicBlock(nn.Module):
 
 
 class BottleneckBlock(nn.Module):
-    """1x1 -> 3x3 -> 1x1; the stride sits on the first 1x1 (detectron2 STRIDE_IN_1X1=True)."""
+    """1x1 -> 3x3 -> 1x1 with the stride on the 3x3 conv, or on the first 1x1 if ``stride_in_1x1``.
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, norm: str) -> None:
+    detectron2's ``STRIDE_IN_1X1``: True for the original MSRA weights, False (stride on the 3x3)
+    for torchvision-style weights, which SparseInst uses (``Base-SparseInst.yaml``).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, norm: str,
+                 stride_in_1x1: bool = False) -> None:
         super().__init__()
         mid = out_ch // 4
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.shortcut = _shortcut(in_ch, out_ch, stride, norm)
-        self.conv1 = Conv2d(in_ch, mid, 1, stride=stride, bias=False, norm=get_norm(norm, mid))
-        self.conv2 = Conv2d(mid, mid, 3, padding=1, bias=False, norm=get_norm(norm, mid))
+        self.conv1 = Conv2d(in_ch, mid, 1, stride=stride_1x1, bias=False, norm=get_norm(norm, mid))
+        self.conv2 = Conv2d(mid, mid, 3, stride=stride_3x3, padding=1, bias=False,
+                            norm=get_norm(norm, mid))
         self.conv3 = Conv2d(mid, out_ch, 1, bias=False, norm=get_norm(norm, out_ch))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -96,8 +104,9 @@ class ResNet(nn.Module):
 
 
 @register_backbone("resnet50")
-def resnet50(norm: str, out_features: Sequence[str]) -> ResNet:
-    return ResNet(BottleneckBlock, (3, 4, 6, 3), (256, 512, 1024, 2048), norm, out_features)
+def resnet50(norm: str, out_features: Sequence[str], stride_in_1x1: bool = False) -> ResNet:
+    block = partial(BottleneckBlock, stride_in_1x1=stride_in_1x1)
+    return ResNet(block, (3, 4, 6, 3), (256, 512, 1024, 2048), norm, out_features)
 
 
 @register_backbone("resnet18")

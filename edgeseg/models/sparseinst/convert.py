@@ -2,6 +2,7 @@
 
 Our parameter names are the official ones, so conversion is: pick the matching recipe, drop
 keys that are not parameters (``num_batches_tracked``, pixel mean/std), and load strictly.
+Writing the result as an edgeseg checkpoint is ``edgeseg.workflows.import_official``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import torch
 
 from edgeseg.config import load_recipe
 from edgeseg.data.coco_names import COCO_CLASSES
-from edgeseg.engine.checkpoint import load_state_strict, save_checkpoint
 from edgeseg.errors import EdgesegError, fail
 from edgeseg.models.registry import create_model
+from edgeseg.models.weights import check_finite, load_state_strict, safe_load
 
 OFFICIAL_RECIPES = {
     "r50_giam": "sparseinst_r50_giam_coco",
@@ -27,15 +28,7 @@ DROPPED_KEYS = ("pixel_mean", "pixel_std")
 
 
 def read_official(path: Path) -> dict:
-    if not path.is_file():
-        raise fail(path, "file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        try:  # detectron2 files may pickle non-tensor extras (e.g. numpy scalars)
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise fail(path, f"cannot read checkpoint ({type(e).__name__})") from None
+    state = safe_load(path, "official checkpoint")  # never unpickled freely: nothing in it can run
     weights = state.get("model", state) if isinstance(state, dict) else None
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise fail(path, "not a detectron2 checkpoint: expected {'model': state_dict}")
@@ -45,10 +38,12 @@ def read_official(path: Path) -> dict:
         if key.endswith(DROPPED_SUFFIXES) or key in DROPPED_KEYS:
             continue
         out[key] = value
+    check_finite(out, path)
     return out
 
 
-def import_official(path, config: str, out) -> None:
+def build_official(path, config: str):
+    """(model with the official weights, its recipe, COCO class names)."""
     if config not in OFFICIAL_RECIPES:
         raise EdgesegError(f"--config {config}: unknown; valid: {', '.join(OFFICIAL_RECIPES)}")
     path = Path(path)
@@ -56,4 +51,4 @@ def import_official(path, config: str, out) -> None:
     recipe = load_recipe(OFFICIAL_RECIPES[config])
     model = create_model(recipe.model)
     load_state_strict(model, weights, path)
-    save_checkpoint(out, model, recipe, COCO_CLASSES, extra={"imported_from": path.name})
+    return model, recipe, COCO_CLASSES

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeseg.config import DecoderConfig
+from edgeseg.models.sparseinst.config import DecoderConfig
 from edgeseg.models.sparseinst.blocks import c2_msra_fill, c2_xavier_fill, conv3x3_stack
 
 PRIOR_PROB = 0.01

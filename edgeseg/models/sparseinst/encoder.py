@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeseg.config import EncoderConfig
+from edgeseg.models.sparseinst.config import EncoderConfig
 from edgeseg.models.sparseinst.blocks import c2_msra_fill, c2_xavier_fill, conv3x3
 
 
@@ -24,28 +24,30 @@ def pooling_matrix(length: int, bins: int, like: torch.Tensor) -> torch.Tensor:
     return inside / inside.sum(-1, keepdim=True)
 
 
-class MatrixAdaptivePool(nn.Module):
-    """Adaptive average pooling written as two matmuls (export-friendly, same numbers)."""
+class AdaptivePool(nn.Module):
+    """Adaptive average pooling; for export written as two matmuls (same numbers, but converters
+    and runtimes see plain MatMul instead of AdaptiveAvgPool, which several cannot map)."""
+
+    for_export = False  # set by DeployModel
 
     def __init__(self, size: int):
         super().__init__()
         self.size = size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.for_export:
+            return F.adaptive_avg_pool2d(x, self.size)
         ph = pooling_matrix(x.shape[-2], self.size, x)
         pw = pooling_matrix(x.shape[-1], self.size, x)
         return ph @ x @ pw.transpose(0, 1)
 
 
 class PyramidPoolingModule(nn.Module):
-    def __init__(self, in_channels: int, channels: int, sizes=(1, 2, 3, 6), pool: str = "adaptive"):
+    def __init__(self, in_channels: int, channels: int, sizes=(1, 2, 3, 6)):
         super().__init__()
-        if pool not in ("adaptive", "export"):
-            raise ValueError(f"ppm_pool must be 'adaptive' or 'export', got {pool!r}")
-        make_pool = nn.AdaptiveAvgPool2d if pool == "adaptive" else MatrixAdaptivePool
         # Key names follow the official checkpoints: stages.{i}.1 is the 1x1 conv.
         self.stages = nn.ModuleList(
-            [nn.Sequential(make_pool(size), nn.Conv2d(in_channels, channels, 1)) for size in sizes]
+            [nn.Sequential(AdaptivePool(size), nn.Conv2d(in_channels, channels, 1)) for size in sizes]
         )
         self.bottleneck = nn.Conv2d(in_channels + len(sizes) * channels, in_channels, 1)
 
@@ -72,7 +74,7 @@ class InstanceContextEncoder(nn.Module):
         if not cfg.separable:
             for conv in self.fpn_outputs:
                 c2_xavier_fill(conv)
-        self.ppm = PyramidPoolingModule(channels, channels // 4, pool=cfg.ppm_pool)
+        self.ppm = PyramidPoolingModule(channels, channels // 4)
         self.fusion = nn.Conv2d(channels * len(widths), channels, 1)
         c2_msra_fill(self.fusion)
 

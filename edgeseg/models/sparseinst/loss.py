@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from edgeseg.config import LossConfig
+from edgeseg.models.sparseinst.config import LossConfig
 
 
 def sigmoid_focal_loss(logits, targets, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:

@@ -16,30 +16,32 @@ class SparseInst(nn.Module):
     """``forward`` takes normalised, padded images [B, 3, H, W] (H, W multiples of 32).
 
     Raw outputs: ``pred_logits`` [B, N, C], ``pred_masks`` [B, N, H/4, W/4] logits,
-    ``pred_scores`` [B, N, 1] objectness logits. ``scores_and_masks`` turns them into what
-    every runtime's shared postprocessing consumes.
+    ``pred_scores`` [B, N, 1] objectness logits. ``deploy_outputs`` turns them into the
+    ``query_masks`` outputs that every runtime's shared postprocessing consumes.
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        bb = cfg.backbone
+        bb, own = cfg.backbone, cfg.method
         self.backbone = create_backbone(bb.name, norm=bb.norm, weights=bb.weights or None,
-                                        out_features=tuple(cfg.encoder.in_features))
+                                        out_features=tuple(own.encoder.in_features),
+                                        stride_in_1x1=bb.stride_in_1x1)
         freeze_stages(self.backbone, bb.freeze_at)
-        self.encoder = InstanceContextEncoder(cfg.encoder, self.backbone.out_channels)
-        self.decoder = IAMDecoder(cfg.decoder, cfg.encoder.num_channels, cfg.num_classes)
+        self.encoder = InstanceContextEncoder(own.encoder, self.backbone.out_channels)
+        self.decoder = IAMDecoder(own.decoder, own.encoder.num_channels, cfg.num_classes)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.decoder(self.encoder(self.backbone(images)))
 
     def losses(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
-        return sparseinst_losses(outputs, targets, self.cfg.loss, self.cfg.num_classes)
+        return sparseinst_losses(outputs, targets, self.cfg.method.loss, self.cfg.num_classes)
 
     @staticmethod
-    def scores_and_masks(outputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def deploy_outputs(outputs: dict) -> dict[str, torch.Tensor]:
+        """The ``query_masks`` outputs: class scores [B, N, C] and stride-4 mask logits."""
         scores = torch.sqrt(outputs["pred_logits"].sigmoid() * outputs["pred_scores"].sigmoid())
-        return scores, outputs["pred_masks"]
+        return {"scores": scores, "masks": outputs["pred_masks"]}
 
 
 def freeze_stages(backbone: nn.Module, freeze_at: int) -> None:

@@ -8,9 +8,9 @@ import importlib
 from edgeseg.errors import EdgesegError
 
 
-def require(module: str, package: str, backend: str):
-    """Import a runtime or fail with the pip command that installs it."""
+def require(module: str, install: str, backend: str):
+    """Import a runtime or fail with how to install it."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise EdgesegError(f"this bundle needs {backend}, which is not installed here: pip install {package}") from None
+        raise EdgesegError(f"this bundle needs {backend}, which is not installed here; {install}") from None

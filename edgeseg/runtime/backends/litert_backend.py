@@ -2,31 +2,52 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 from edgeseg.errors import fail
 from edgeseg.runtime.backends import require
+from edgeseg.runtime.bundle import BUNDLE_FILE
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """LiteRT's C++ writes "INFO: Created TensorFlow Lite XNNPACK delegate" to file descriptor 2,
+    beside the one line an error is meant to be; its load errors reach us as exceptions anyway."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class Session:
     def __init__(self, bundle, device=None, threads=None):
-        interpreter = require("ai_edge_litert.interpreter", "ai-edge-litert", "LiteRT")
+        interpreter = require("ai_edge_litert.interpreter", "pip install ai-edge-litert", "LiteRT")
         if device not in (None, "cpu", "CPU"):
             raise fail(bundle.path, f"LiteRT runs on the CPU here; device '{device}' is not supported")
         path = bundle.artifact("model")
         try:
-            self.interpreter = interpreter.Interpreter(str(path), num_threads=threads or os.cpu_count())
-            self.interpreter.allocate_tensors()
+            with quiet_stderr():
+                self.interpreter = interpreter.Interpreter(str(path), num_threads=threads or os.cpu_count())
+                self.interpreter.allocate_tensors()
         except Exception as e:
             raise fail(path, f"LiteRT cannot load the model ({str(e).splitlines()[0][:200]})") from None
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
-        by_rank = {len(o["shape"]): o["index"] for o in self.interpreter.get_output_details()}
-        if sorted(by_rank) != [3, 4]:
-            raise fail(path, "expected two outputs: scores [1, N, C] and masks [1, N, H/4, W/4]")
-        self.output_indices = [by_rank[3], by_rank[4]]
+        inp = self.interpreter.get_input_details()[0]
+        self.input_index = inp["index"]
+        shape = [int(d) for d in inp["shape"]]
+        hw = tuple(shape[1:3] if bundle.input.get("layout", "NCHW") == "NHWC" else shape[2:4])
+        if not bundle.dynamic and hw != bundle.input_hw:
+            raise fail(bundle.path / BUNDLE_FILE, f"says the input is {bundle.input_hw[0]}x{bundle.input_hw[1]}, "
+                                                  f"but {path.name} takes {shape}")
+        self.outputs = [(o["name"], o["index"]) for o in self.interpreter.get_output_details()]
 
-    def run(self, x):
+    def run(self, x) -> dict:
         self.interpreter.set_tensor(self.input_index, x)
         self.interpreter.invoke()
-        scores, masks = (self.interpreter.get_tensor(i) for i in self.output_indices)
-        return scores, masks
+        return {name: self.interpreter.get_tensor(index) for name, index in self.outputs}

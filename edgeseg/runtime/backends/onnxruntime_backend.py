@@ -15,7 +15,7 @@ PROVIDERS = {
 
 class Session:
     def __init__(self, bundle, device=None, threads=None):
-        ort = require("onnxruntime", "onnxruntime", "ONNX Runtime")
+        ort = require("onnxruntime", "pip install onnxruntime", "ONNX Runtime")
         # Jetson bundles carry ONNX for TensorRT: ONNX Runtime can run it for checks off-device.
         role = "model" if bundle.backend == "onnxruntime" else ("qdq" if "qdq" in bundle.meta["artifacts"] else "onnx")
         path = bundle.artifact(role)
@@ -34,6 +34,5 @@ class Session:
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def run(self, x):
-        scores, masks = self.session.run(self.output_names, {self.input_name: x})
-        return scores, masks
+    def run(self, x) -> dict:
+        return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: x})))

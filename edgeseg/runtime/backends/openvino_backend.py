@@ -9,7 +9,7 @@ from edgeseg.runtime.backends import require
 
 class Session:
     def __init__(self, bundle, device=None, threads=None):
-        ov = require("openvino", "openvino", "OpenVINO")
+        ov = require("openvino", "pip install openvino", "OpenVINO")
         path = bundle.artifact("model")
         config = {}
         if bundle.meta["precision"] in ("fp32", "int8"):
@@ -25,7 +25,8 @@ class Session:
         except Exception as e:
             raise fail(path, f"OpenVINO cannot load the model ({str(e).splitlines()[0][:200]})") from None
         self.request = self.compiled.create_infer_request()
+        self.outputs = [(output.get_any_name(), output) for output in self.compiled.outputs]
 
-    def run(self, x):
+    def run(self, x) -> dict:
         result = self.request.infer({0: x})
-        return result[self.compiled.output(0)], result[self.compiled.output(1)]
+        return {name: result[output] for name, output in self.outputs}

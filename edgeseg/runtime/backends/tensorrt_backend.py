@@ -15,7 +15,8 @@ from edgeseg.io import write_bytes
 from edgeseg.runtime.backends import require
 from edgeseg.runtime.bundle import BUNDLE_FILE, describe_artifact
 
-INSTALL = "TensorRT comes with JetPack (python3-libnvinfer); on x86: pip install tensorrt"
+INSTALL = ("on a Jetson it comes with JetPack (apt package python3-libnvinfer; a venv needs "
+           "--system-site-packages to see it); elsewhere: pip install tensorrt")
 
 
 def build_engine(bundle, precision: str | None = None, dla_core: int | None = None, workspace_gb: float = 1.0,
@@ -92,8 +93,6 @@ class Session:
     def __init__(self, bundle, device=None, threads=None):
         trt = require("tensorrt", INSTALL, "TensorRT")
         cudart = _cudart()
-        from edgeseg.export.tensorrt import require_engine
-
         path = require_engine(bundle)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
@@ -102,6 +101,7 @@ class Session:
         self.context = self.engine.create_execution_context()
         self.cudart = cudart
         self.names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.output_names = [n for n in self.names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.buffers = {}
         self.host = {}
         for name in self.names:
@@ -118,11 +118,17 @@ class Session:
         h2d, d2h = c.cudaMemcpyKind.cudaMemcpyHostToDevice, c.cudaMemcpyKind.cudaMemcpyDeviceToHost
         c.cudaMemcpyAsync(self.buffers["images"], x.ctypes.data, x.nbytes, h2d, self.stream)
         self.context.execute_async_v3(self.stream)
-        for name in ("scores", "masks"):
+        for name in self.output_names:
             out = self.host[name]
             c.cudaMemcpyAsync(out.ctypes.data, self.buffers[name], out.nbytes, d2h, self.stream)
         c.cudaStreamSynchronize(self.stream)
-        return self.host["scores"].astype(np.float32), self.host["masks"].astype(np.float32)
+        return {name: self.host[name].astype(np.float32) for name in self.output_names}
+
+
+def require_engine(bundle) -> Path:
+    if "model" not in bundle.meta["artifacts"]:
+        raise EdgesegError(f"{bundle.path}: no TensorRT engine yet; build it on the device: edgeseg engine build {bundle.path}")
+    return bundle.artifact("model")
 
 
 def _cudart():

@@ -1,0 +1,45 @@
+"""SparseInst's own recipe section (``model.sparseinst``): encoder, decoder and loss, with the
+official defaults (hustvl/SparseInst ``Base-SparseInst.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EncoderConfig:
+    in_features: list[str] = field(default_factory=lambda: ["res3", "res4", "res5"])
+    num_channels: int = 256
+    separable: bool = False
+
+
+@dataclass
+class DecoderConfig:
+    name: str = "GroupIAMDecoder"  # BaseIAMDecoder | GroupIAMDecoder | GroupIAMSoftDecoder
+    num_masks: int = 100
+    kernel_dim: int = 128
+    scale_factor: float = 2.0
+    groups: int = 4
+    inst_dim: int = 256
+    inst_convs: int = 4
+    mask_dim: int = 256
+    mask_convs: int = 4
+    # Depthwise-separable 3x3 convs in both branches (the edge variant; not in official weights).
+    separable: bool = False
+
+
+@dataclass
+class LossConfig:
+    class_weight: float = 2.0
+    mask_pixel_weight: float = 5.0
+    mask_dice_weight: float = 2.0
+    objectness_weight: float = 1.0
+    matcher_alpha: float = 0.8
+    matcher_beta: float = 0.2
+
+
+@dataclass
+class SparseInstConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    loss: LossConfig = field(default_factory=LossConfig)

@@ -1,0 +1,90 @@
+"""One test over every registered method (as timm does for its models): build a tiny instance,
+run it, export it to every installed format, check FP32 parity with PyTorch, and postprocess its
+output kind. A new method adds its tiny settings to TINY; the first test fails until it does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeseg.models.registry import get_method, method_names
+from edgeseg.postprocess import Detections, output_kind
+from tests.helpers import require, tiny_overrides
+
+# Per method: the recipe to start from and --set overrides that make it tiny and fast.
+TINY = {
+    "sparseinst": ("quickstart", []),
+}
+FORMATS = [("onnx", "onnx"), ("openvino", "openvino"), ("jetson", "onnx")]  # target, module that must import
+
+
+def test_every_registered_method_has_tiny_settings():
+    assert sorted(TINY) == method_names()
+
+
+@pytest.fixture(scope="module", params=sorted(TINY))
+def method_checkpoint(request, tmp_path_factory):
+    """A tiny untrained instance of the method, saved as an edgeseg checkpoint."""
+    import torch
+
+    from edgeseg.config import load_recipe
+    from edgeseg.engine.checkpoint import save_checkpoint
+    from edgeseg.models.registry import create_model
+    from tests.helpers import tiny_shapes
+
+    root = tmp_path_factory.mktemp(request.param)
+    data = tiny_shapes(root / "shapes")
+    base, extra = TINY[request.param]
+    recipe = load_recipe(base, tiny_overrides(data, root / "run") + extra)
+    torch.manual_seed(0)
+    model = create_model(recipe.model).eval()
+    path = root / "model.pt"
+    save_checkpoint(path, model, recipe, ["circle", "triangle", "rectangle", "star"])
+    return request.param, path
+
+
+def test_forward_and_postprocess_of_its_kind(method_checkpoint):
+    from edgeseg.engine.checkpoint import load_model
+    from edgeseg.predictor import load_predictor
+
+    name, path = method_checkpoint
+    kind = output_kind(get_method(name).output_kind)
+    model, _, _ = load_model(path)
+    predictor = load_predictor(path)
+    image = np.random.default_rng(0).integers(0, 256, (90, 150, 3), dtype=np.uint8)
+    x, meta = predictor.prepare(image)
+    outputs = predictor.raw(x)
+    assert sorted(outputs) == sorted(kind.outputs) and outputs["scores"].shape[-1] == 4
+    dets = predictor.finish(outputs, meta)
+    assert isinstance(dets, Detections) and dets.boxes.shape == (len(dets), 4)
+    assert (dets.masks is not None) == kind.masks
+    if kind.masks:
+        assert dets.masks.shape[1:] == (90, 150)
+
+
+@pytest.mark.parametrize("target, module", FORMATS)
+def test_export_and_fp32_parity(method_checkpoint, target, module, tmp_path):
+    import torch
+
+    from edgeseg.engine.checkpoint import load_model
+    from edgeseg.export import export_bundle
+    from edgeseg.runtime import Predictor, read_bundle
+
+    require(module)
+    name, path = method_checkpoint
+    out = tmp_path / target
+    export_bundle(path, target, out, precision="fp32", imgsz="128", log=lambda *_: None)
+    bundle = read_bundle(out)
+    kind = output_kind(get_method(name).output_kind)
+    assert bundle.outputs["kind"] == kind.name and bundle.outputs["names"] == list(kind.outputs)
+    model, _, _ = load_model(path)
+    predictor = Predictor(out, backend="onnxruntime" if bundle.backend == "tensorrt" else None)
+    sizes = [(128, 128), (96, 160)] if bundle.dynamic else [(128, 128)]
+    for h, w in sizes:
+        x = np.random.default_rng(h).standard_normal((1, 3, h, w)).astype(np.float32)
+        got = predictor.raw(x)
+        with torch.no_grad():
+            want = {k: v[0].numpy() for k, v in model.deploy_outputs(model(torch.from_numpy(x))).items()}
+        for key in kind.outputs:
+            assert got[key].shape == want[key].shape, key
+            assert np.abs(got[key] - want[key]).max() / (1 + np.abs(want[key]).max()) <= 1e-4, key
