@@ -43,7 +43,8 @@ def check_output_folder(path: Path, is_ours: Callable[[Path], bool] | None, what
                          "(choose another output folder or empty it)")
 
 
-def _prepare_parent(path: Path) -> None:
+def prepare_parent(path: Path) -> None:
+    """Create the folder ``path`` goes in, or say in one line why it cannot be written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -65,7 +66,7 @@ def atomic_path(path: str | os.PathLike, is_ours: Callable[[Path], bool] | None 
     removed and ``path`` keeps its previous content.
     """
     path = Path(path)
-    _prepare_parent(path)
+    prepare_parent(path)
     if path.is_dir() and not path.is_symlink():
         check_output_folder(path, is_ours, what)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import REPO, tiny_recipe, tiny_shapes
+from tests.helpers import REPO
 
 
 def run_cli(*args):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgeseg import __version__
 from edgeseg.errors import EdgesegError
-from edgeseg.io import atomic_path, check_output_folder, file_sha256
+from edgeseg.io import atomic_path, check_output_folder, file_sha256, prepare_parent
 from edgeseg.models.registry import get_method
 
 
@@ -136,6 +136,7 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
         raise EdgesegError("--max-drop needs --data: the AP drop is measured on that validation set")
     out = Path(out)
     check_output_folder(out, is_bundle, "bundle")  # before minutes of work, not after
+    prepare_parent(out)  # the work folder is created beside the bundle
     model, recipe, class_names = _deploy_model(checkpoint)
     input_hw = parse_imgsz(imgsz or spec.imgsz, recipe.data.min_size_test // 32 * 32 or 640)
     calib_set = None

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from edgeseg.engine.checkpoint import load_model, read_checkpoint
 from edgeseg.engine.train import lr_factor, train

@@ -1,6 +1,8 @@
 """Bundles for onnx / openvino / jetson from a tiny model: parity with PyTorch, INT8, bad input."""
 
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -276,6 +278,10 @@ def test_out_replaces_a_bundle_but_never_a_users_folder(tiny_model, tmp_path):
     out = tmp_path / "bundle"
     export_bundle(checkpoint, "onnx", out, imgsz="128", log=lambda *_: None)
     first = read_bundle(out).meta["artifacts"]["model"]["sha256"]
+    nested = tmp_path / "new" / "folders" / "bundle"  # folders that do not exist yet are created
+    export_bundle(checkpoint, "onnx", nested, imgsz="128", log=lambda *_: None)
+    assert read_bundle(nested).backend == "onnxruntime"
+    shutil.rmtree(tmp_path / "new")
     export_bundle(checkpoint, "onnx", out, imgsz="96", log=lambda *_: None)  # an edgeseg bundle: replaced
     bundle = read_bundle(out)
     assert bundle.input_hw == (96, 96) and first  # the dynamic ONNX itself is the same graph
