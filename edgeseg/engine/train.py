@@ -342,7 +342,7 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
     completed = scheduler.progress(step)
     time_capped = step < solver.max_iter and scheduler.out_of_time()
     summary = {"output_dir": str(out), "step": step, "max_iter": solver.max_iter,
-               "train_minutes": round(scheduler.elapsed / 60, 2), "best_mask_ap": best_ap,
+               "train_minutes": round(scheduler.elapsed / 60, 2), "best_ap": best_ap,
                "schedule_completed": round(completed, 4), "time_capped": time_capped,
                "expected_ap": tcfg.expected_ap}
     if time_capped:

@@ -21,6 +21,7 @@ from edgeseg import __version__
 from edgeseg.errors import EdgesegError
 from edgeseg.io import atomic_path, check_output_folder, file_sha256, prepare_parent
 from edgeseg.models.registry import get_method
+from edgeseg.runtime.bundle import is_bundle
 
 
 @dataclass(frozen=True)
@@ -189,12 +190,6 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
             with atomic_path(out, is_bundle, "bundle") as final:
                 folder.rename(final)
             return out
-
-
-def is_bundle(folder: Path) -> bool:
-    from edgeseg.runtime.bundle import BUNDLE_FILE
-
-    return (folder / BUNDLE_FILE).is_file()
 
 
 def _calibration_set(calib: str, recipe, log):

@@ -66,6 +66,11 @@ class Bundle:
             raise fail(self.path / BUNDLE_FILE, f"no '{role}' artefact listed") from None
 
 
+def is_bundle(folder: Path) -> bool:
+    """A folder edgeseg may replace with a new bundle: it holds one."""
+    return (folder / BUNDLE_FILE).is_file()
+
+
 def read_bundle(path, verify: bool = True) -> Bundle:
     path = Path(path)
     meta_path = path / BUNDLE_FILE
