@@ -100,13 +100,14 @@ def eval_(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or
 def predict(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or an exported bundle folder."),
             images: List[Path] = typer.Argument(..., help="Image files."),
             out: Path = typer.Option(Path("runs/predict"), "--out"),
-            score_threshold: float = typer.Option(0.3, help="Draw detections above this score."),
+            score: Optional[float] = typer.Option(None, "--score", "--score-threshold",
+                                                  help="Deploy threshold (default: the model's, 0.3 unless exported otherwise)."),
             device: Optional[str] = typer.Option(None, help="Bundle device."),
             threads: Optional[int] = typer.Option(None, help="Inference threads (bundles).")):
     """Overlays (masks, class, score) and a COCO results JSON."""
     from edgeseg.workflows import predict_images
 
-    written = predict_images(model, images, out, score_threshold, device, threads)
+    written = predict_images(model, images, out, score, device, threads)
     _echo(f"wrote {len(written)} overlays and {written[0].parent / 'results.json'}")
 
 
@@ -150,6 +151,8 @@ def bench(models: List[Path] = typer.Argument(..., help="Bundle folders (or chec
           threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: the runtime's)."),
           device: Optional[str] = typer.Option(None, "--device", help="Runtime device, e.g. CPU/GPU/NPU (OpenVINO)."),
           report: Path = typer.Option(Path("runs/bench"), "--report", help="Report folder (JSON, Markdown, PNG)."),
+          frame_size: Optional[str] = typer.Option(None, "--frame-size", help="Frames of WxH (default: 1280x720 synthetic, or the --data images' own sizes)."),
+          score: Optional[float] = typer.Option(None, "--score", help="Deploy threshold (default: each model's own)."),
           progress: bool = typer.Option(True, "--progress/--no-progress")):
     """FPS report: latency per stage, FPS, memory and AP, several models measured interleaved."""
     from edgeseg.bench import print_table, run_bench, write_report
@@ -157,7 +160,8 @@ def bench(models: List[Path] = typer.Argument(..., help="Bundle folders (or chec
     from edgeseg.io import check_output
 
     report = check_output(report, "bench report", is_report)
-    result = run_bench([str(m) for m in models], data, frames, warmup, threads, device, progress, log=_echo)
+    result = run_bench([str(m) for m in models], data, frames, warmup, threads, device, progress, log=_echo,
+                       frame_size=frame_size, score=score)
     print_table(result)
     write_report(report, result)
     _echo(f"report: {report}/report.md (+ report.json, report.png)")
@@ -170,7 +174,7 @@ def demo(model: Path = typer.Argument(..., help="A bundle folder (or a checkpoin
          save: Optional[Path] = typer.Option(None, "--save", help="Annotated video out (.mp4, .avi, .mkv lossless)."),
          threads: Optional[int] = typer.Option(None, "--threads"),
          device: Optional[str] = typer.Option(None, "--device", help="Runtime device, e.g. CPU/GPU/NPU (OpenVINO)."),
-         score: float = typer.Option(0.3, "--score", help="Draw detections scoring at least this."),
+         score: Optional[float] = typer.Option(None, "--score", help="Deploy threshold (default: the model's, 0.3 unless exported otherwise)."),
          frames: Optional[int] = typer.Option(None, "--frames", help="Stop after this many frames.")):
     """Live demo: newest camera frame -> model -> overlay with FPS; Ctrl-C or q ends with a summary."""
     import json

@@ -42,6 +42,9 @@ class InferenceConfig:
     cls_threshold: float = 0.005
     mask_threshold: float = 0.45
     max_detections: int = 100
+    # The deploy threshold (predict, demo, bench, bundles): detections under it are dropped before
+    # any full-resolution work. Evaluation ignores it and keeps everything over cls_threshold.
+    score_threshold: float = 0.3
 
 
 @dataclass
@@ -84,6 +87,9 @@ class SolverConfig:
     amsgrad: bool = False
     ims_per_batch: int = 64
     max_iter: int = 270000
+    # "multistep": x gamma at each of ``steps`` (detectron2's WarmupMultiStepLR); "cosine": from 1
+    # down to ``gamma`` along half a cosine over the whole run (``steps`` unused).
+    lr_schedule: str = "multistep"
     steps: list[int] = field(default_factory=lambda: [210000, 250000])
     gamma: float = 0.1
     warmup_iters: int = 1000
@@ -271,6 +277,7 @@ RULES = [
     ("solver.ims_per_batch", "at least 1", lambda v: v >= 1),
     ("solver.max_iter", "at least 1", lambda v: v >= 1),
     ("solver.gamma", "positive", lambda v: v > 0),
+    ("solver.lr_schedule", "multistep or cosine", lambda v: v in ("multistep", "cosine")),
     ("solver.warmup_iters", "0 or more", lambda v: v >= 0),
     ("solver.max_minutes", "0 (no cap) or more", lambda v: v >= 0),
     ("solver.clip_grad_norm", "0 (off) or more", lambda v: v >= 0),

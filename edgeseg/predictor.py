@@ -10,13 +10,14 @@ from edgeseg.errors import fail
 TRAIN_EXTRA = "pip install 'edgeseg[train]'"
 
 
-def load_predictor(model_path, device: str | None = None, threads: int | None = None):
-    """A predictor for an exported bundle (torch-free) or an edgeseg checkpoint (PyTorch)."""
+def load_predictor(model_path, device: str | None = None, threads: int | None = None, score: float | None = None):
+    """A predictor for an exported bundle (torch-free) or an edgeseg checkpoint (PyTorch); ``score``
+    overrides its deploy threshold."""
     path = Path(model_path)
     if path.is_dir():
         from edgeseg.runtime import Predictor
 
-        return Predictor(path, device=device, threads=threads)
+        return Predictor(path, device=device, threads=threads, score=score)
     if not path.exists():
         raise fail(path, "no such bundle folder or checkpoint")
     from edgeseg.runtime.bundle import BUNDLE_FILE
@@ -34,4 +35,4 @@ def load_predictor(model_path, device: str | None = None, threads: int | None = 
     if threads:
         torch.set_num_threads(threads)
     model, recipe, class_names = load_model(path)
-    return TorchPredictor(model, recipe, class_names)
+    return TorchPredictor(model, recipe, class_names, score=score)

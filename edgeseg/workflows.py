@@ -46,12 +46,12 @@ def overlay_names(images) -> list[str]:
     return names
 
 
-def predict_images(model_path, images, out, score_threshold: float = 0.3, device=None, threads=None) -> list[Path]:
+def predict_images(model_path, images, out, score: float | None = None, device=None, threads=None) -> list[Path]:
     """Overlays and a results.json, written as one folder: a failure half-way leaves the previous one as it was."""
     from edgeseg.vis import draw_detections, save_image
 
     out = check_output(out, "predict output", is_predict_output)
-    predictor = load_predictor(model_path, device, threads)
+    predictor = load_predictor(model_path, device, threads, score)  # score None: the model's deploy threshold
     names = overlay_names(images)
     results = []
     with atomic_path(out, is_predict_output, "predict output") as tmp:
@@ -63,7 +63,7 @@ def predict_images(model_path, images, out, score_threshold: float = 0.3, device
             results += detections_to_results(image_id, dets, list(range(1, len(predictor.class_names) + 1)))
             for r in results[len(results) - len(dets):]:
                 r["file_name"] = str(path)
-            save_image(tmp / name, draw_detections(image, dets, predictor.class_names, score_threshold))
+            save_image(tmp / name, draw_detections(image, dets, predictor.class_names))
         save_results(tmp / "results.json", results)
     return [out / name for name in names]
 
@@ -135,6 +135,10 @@ def run_quickstart(out, recipe_name: str = "quickstart", progress: bool = True, 
         log(f"note: the {recipe.solver.max_minutes:g}-minute cap (solver.max_minutes) fitted the schedule into "
             f"{summary['step']} of {summary['max_iter']} steps on this CPU, so its AP is below the "
             f"{summary['expected_ap']:.1f} the recipe reaches on a faster CPU that runs them all (train.expected_ap)")
+    elif summary["time_capped"] and not summary["expected_ap"]:
+        log(f"note: the {recipe.solver.max_minutes:g}-minute cap (solver.max_minutes) fitted the schedule into "
+            f"{summary['step']} of {summary['max_iter']} steps on this CPU; a faster CPU runs them all and "
+            "should reach a higher AP")
     log(f"checkpoint: {best}\noverlays: {out / 'predict'}")
     shipped = ship(best, out, recipe.data.val, progress=progress, log=log) if ship_it else None
     if shipped:

@@ -27,6 +27,7 @@ class Entry:
     ap: float | None = None  # the primary metric of the model's output kind
     metric: str | None = None  # its name, e.g. "mask AP"
     input_shape: list | None = None  # the network input of the first timed frame
+    score: float | None = None  # the deploy threshold its postprocess ran at
     seconds: dict = field(default_factory=lambda: {"pre": [], "infer": [], "post": []})
 
 
@@ -39,18 +40,45 @@ def describe(path: Path, predictor) -> tuple[str, str, float]:
     return bundle.meta.get("target", {}).get("format", bundle.backend), bundle.meta["precision"], size / 2**20
 
 
-def load_frames(data: str | None, count: int) -> list[np.ndarray]:
-    """Up to ``count`` distinct frames: the val images with --data, else the synthetic camera."""
+def parse_frame_size(text: str | None) -> tuple[int, int] | None:
+    """'1280x720' -> (720, 1280) as (height, width)."""
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise EdgesegError(f"--frame-size {text}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (16 <= min(w, h) and max(w, h) <= 8192):
+        raise EdgesegError(f"--frame-size {text}: each side must be 16 to 8192 pixels")
+    return h, w
+
+
+def load_frames(data: str | None, count: int, frame_hw: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Up to ``count`` distinct frames as a camera would deliver them: the val images with --data
+    (at their own sizes, or resized to ``frame_hw``), else synthetic frames of ``frame_hw``
+    (default ``CAMERA_HW``), so that pre- and postprocessing are timed at the size users see."""
     if data:
+        import cv2
+
         from edgeseg.data.coco import CocoDataset
         from edgeseg.data.images import read_image_rgb
 
         dataset = CocoDataset(data)
-        return [read_image_rgb(r["file_name"]) for r in dataset.records[:count]]
+        images = [read_image_rgb(r["file_name"]) for r in dataset.records[:count]]
+        if frame_hw:
+            images = [cv2.resize(im, frame_hw[::-1], interpolation=cv2.INTER_LINEAR) for im in images]
+        return images
     from edgeseg.demo.sources import SyntheticSource
 
-    source = SyntheticSource(frames=count)
+    source = SyntheticSource(frames=count, hw=frame_hw or CAMERA_HW)
     return [source.frame(i) for i in range(count)]
+
+
+def frame_sizes(images: list[np.ndarray]) -> list[str]:
+    return sorted({f"{im.shape[1]}x{im.shape[0]}" for im in images})
+
+
+CAMERA_HW = (720, 1280)  # a typical camera frame: what bench times pre/postprocessing at by default
 
 
 def percentiles(values: list[float]) -> dict:
@@ -59,7 +87,10 @@ def percentiles(values: list[float]) -> dict:
 
 
 def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 10, threads: int | None = None,
-              device: str | None = None, progress: bool = True, log=print) -> dict:
+              device: str | None = None, progress: bool = True, log=print, frame_size: str | None = None,
+              score: float | None = None) -> dict:
+    """Time every model on the same frames; ``frame_size`` ('WxH') sets the frames' size, ``score``
+    the deploy threshold (default: each model's own). AP with ``data`` keeps evaluation's threshold."""
     from edgeseg.predictor import load_predictor
 
     if not models:
@@ -69,14 +100,15 @@ def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 
     if frames < 1 or warmup < 0:
         raise EdgesegError("--frames must be at least 1 and --warmup at least 0")
     system = system_info(threads)
-    images = load_frames(data, min(frames, 200))
+    images = load_frames(data, min(frames, 200), parse_frame_size(frame_size))
+    system["frame_sizes"] = frame_sizes(images)
     entries = []
     for path in map(Path, models):
-        predictor = load_predictor(path, device, threads)
+        predictor = load_predictor(path, device, threads, score)
         x, _ = predictor.prepare(images[0])
         for _ in range(max(warmup, 1)):
             predictor.raw(x)
-        entries.append(Entry(path, predictor, *describe(path, predictor)))
+        entries.append(Entry(path, predictor, *describe(path, predictor), score=predictor.score))
     for entry in entries:
         entry.memory_mib = peak_memory_mib(str(entry.path), threads, device)
     if data:
@@ -135,7 +167,7 @@ def _results(entries, system, data, frames, warmup) -> dict:
             "ap": None if entry.ap is None else round(entry.ap, 2), "metric": entry.metric,
             "latency_ms": latency,
             "fps_model_only": 1000 / latency["infer"]["median"], "fps_end_to_end": 1000 / latency["total"]["median"],
-            "input_shape": entry.input_shape,
+            "input_shape": entry.input_shape, "score_threshold": entry.score,
         })
     first = rows[0]
     for row in rows:

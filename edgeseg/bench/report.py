@@ -1,6 +1,7 @@
 """Benchmark report: a rich table for the terminal, and a folder with report.json, report.md and
-report.png (latency breakdown per model; the primary metric, e.g. mask AP, against FPS). The plot is drawn with OpenCV so
-that a device needs no plotting library. The folder is written atomically."""
+report.png (latency breakdown per model; the primary metric, e.g. mask AP, against FPS). The plot is a matplotlib figure
+(axes, ticks, units, labels that do not overlap) where matplotlib is installed (`pip install edgeseg[report]`), else drawn
+with OpenCV so that a device needs no plotting library. The folder is written atomically."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ def _ap(row) -> str:
     return "-" if row["ap"] is None else f"{row['ap']:.2f}"
 
 
+def _input(row) -> str:
+    """The network input a model ran at (HxW), e.g. 256x448 for a 1280x720 frame at 256 px."""
+    shape = row.get("input_shape") or []
+    if len(shape) != 4:
+        return "-"
+    h, w = shape[1:3] if shape[3] == 3 else shape[2:4]
+    return f"{h}x{w}"
+
+
 def metric_name(result: dict) -> str:
     """The AP column's name: the models' primary metric, e.g. 'mask AP' (each kind names its own)."""
     names = {r["metric"] for r in result["results"] if r.get("metric")}
@@ -31,7 +41,7 @@ def table_rows(result: dict) -> list[list[str]]:
     for r in result["results"]:
         lat = r["latency_ms"]
         rows.append([
-            r["name"], r["format"], r["precision"], f"{r['size_mib']:.1f}", _ap(r),
+            r["name"], r["format"], r["precision"], _input(r), f"{r['size_mib']:.1f}", _ap(r),
             f"{lat['pre']['median']:.2f}", f"{lat['infer']['median']:.2f} / {lat['infer']['p90']:.2f} / {lat['infer']['p99']:.2f}",
             f"{lat['post']['median']:.2f}", f"{r['fps_model_only']:.1f}", f"{r['fps_end_to_end']:.1f}",
             f"{r['speedup_model_only']:.2f}x", "-" if r["peak_memory_mib"] is None else f"{r['peak_memory_mib']:.0f}",
@@ -39,7 +49,7 @@ def table_rows(result: dict) -> list[list[str]]:
     return rows
 
 
-HEADERS = ["model", "format", "precision", "MiB", "AP", "pre ms", "infer ms (med/p90/p99)", "post ms",
+HEADERS = ["model", "format", "precision", "input", "MiB", "AP", "pre ms", "infer ms (med/p90/p99)", "post ms",
            "FPS model", "FPS e2e", "vs first", "peak MiB"]
 
 
@@ -61,17 +71,25 @@ def print_table(result: dict) -> None:
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)  # logs: keep rows on one line
     console.print(table)
     s = result["system"]
-    console.print(f"{s['cpu']} ({s['cores']} cores), threads {s['threads']}, load {s['load_average']} -> "
-                  f"{s['load_average_after']}, {result['frames']} frames")
+    console.print(f"{s['cpu']} ({s['cores']} cores; {' '.join(s.get('cpu_flags') or [])}), threads {s['threads']}, load {s['load_average']} -> "
+                  f"{s['load_average_after']}, {result['frames']} frames of {', '.join(s.get('frame_sizes', []))}, "
+                  f"deploy threshold {_scores(result)}")
 
 
-def markdown(result: dict) -> str:
+def _scores(result: dict) -> str:
+    return ", ".join(sorted({f"{r['score_threshold']:g}" for r in result["results"] if r.get("score_threshold") is not None})) or "n/a"
+
+
+def markdown(result: dict, renderer: str | None = None) -> str:
     s = result["system"]
     lines = ["# edgeseg bench", "",
-             f"- machine: {s['cpu']}, {s['cores']} cores, {s['machine']}, {s['os']}",
+             f"- machine: {s['cpu']}, {s['cores']} cores, {s['machine']}, {s['os']}; "
+             f"flags: {' '.join(s.get('cpu_flags') or []) or 'n/a'}",
              f"- threads: {s['threads']}; load average before {s['load_average']}, after {s['load_average_after']}",
              f"- frames: {result['frames']} (warm-up {result['warmup']}), measured interleaved; "
              f"data: {result['data'] or 'synthetic frames'}",
+             f"- frame size: {', '.join(s.get('frame_sizes', [])) or 'n/a'} (preprocessing and postprocessing run at it); "
+             f"deploy threshold: {_scores(result)} (AP keeps evaluation's threshold)",
              f"- runtimes: {', '.join(f'{k} {v}' for k, v in s['runtimes'].items())}"]
     if s["board"]:
         lines.append(f"- board: {', '.join(f'{k}: {v}' for k, v in s['board'].items())}")
@@ -82,11 +100,14 @@ def markdown(result: dict) -> str:
     lines += ["", "| " + " | ".join(headers(result)) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(result)]
     lines += ["", "![latency and accuracy](report.png)", ""]
+    if renderer:
+        lines += [f"Plot drawn with {renderer}.", ""]
     return "\n".join(lines)
 
 
 def plot(result: dict) -> np.ndarray:
-    """Left: stacked median latency per model. Right: the primary metric against end-to-end FPS."""
+    """The OpenCV fallback (no matplotlib, e.g. on a device). Left: stacked median latency per model. Right: the
+    primary metric against end-to-end FPS."""
     rows = result["results"]
     h = max(320, 90 + 40 * len(rows))
     img = np.full((h, 1100, 3), 255, np.uint8)
@@ -136,6 +157,130 @@ def _scatter(img, rows, box, metric: str) -> None:
     cv2.putText(img, f"{metric} {a_lo:.1f}..{a_hi:.1f}", (right - 130, bottom + 18), font, 0.42, black, 1, cv2.LINE_AA)
 
 
+def render_png(result: dict) -> tuple[bytes, str]:
+    """report.png's bytes and the renderer that drew them: matplotlib where importable, else OpenCV."""
+    try:
+        import matplotlib  # optional: `pip install edgeseg[report]`
+    except ImportError:
+        ok, png = cv2.imencode(".png", plot(result))
+        return png.tobytes(), "OpenCV (matplotlib not installed)"
+    import io
+
+    buf = io.BytesIO()
+    fig = figure(result)
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    return buf.getvalue(), f"matplotlib {matplotlib.__version__}"
+
+
+def _rgb(color) -> tuple[float, float, float]:
+    return tuple(c / 255 for c in color)
+
+
+def _short(name: str, n: int) -> str:
+    return name if len(name) <= n else name[: n - 1] + "\u2026"
+
+
+def figure(result: dict):
+    """The matplotlib figure (Agg canvas: no display, no pyplot state). Left: horizontal stacked bars of the median
+    latency per model (pre/infer/post). Right: the primary metric against end-to-end FPS, one labelled point per model;
+    the labels (texts with gid "label") do not overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = result["results"]
+    n = len(rows)
+    fig = Figure(figsize=(12, max(4.5, 1.9 + 0.42 * n)), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    bars, scatter = fig.subplots(1, 2, width_ratios=(1, 1.15))
+
+    ys = np.arange(n)
+    left = np.zeros(n)
+    for key, color in STAGES:
+        ms = np.array([r["latency_ms"][key]["median"] for r in rows])
+        bars.barh(ys, ms, left=left, color=_rgb(color), height=0.6, label=key)
+        left += ms
+    for y, total in zip(ys, left):
+        bars.annotate(f"{total:.1f} ms", (total, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
+    bars.set_yticks(ys, [_short(r["name"], 28) for r in rows])
+    bars.set_ylim(n - 0.5, -0.5)  # first model on top
+    bars.set_xlim(0, (left.max() or 1.0) * 1.22)
+    bars.set_xlabel("median latency per frame (ms)")
+    bars.set_title("latency per frame by stage")
+    bars.legend(ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.09), fontsize=9, frameon=False)
+    bars.grid(axis="x", alpha=0.3)
+    bars.set_axisbelow(True)
+
+    metric = metric_name(result)
+    scatter.set_title(f"{metric} vs end-to-end FPS")
+    scatter.set_xlabel("end-to-end FPS (frames/s: pre + infer + post)")
+    scatter.set_ylabel(f"{metric} (COCO, 0-100)")
+    measured = [(i, r) for i, r in enumerate(rows) if r["ap"] is not None]
+    if not measured:
+        scatter.text(0.5, 0.5, f"{metric} not measured\n(run edgeseg bench with --data)", transform=scatter.transAxes,
+                     ha="center", va="center", fontsize=12, color="0.3", gid="no-ap")
+        scatter.set_xticks([])
+        scatter.set_yticks([])
+        return fig
+    fps = np.array([r["fps_end_to_end"] for _, r in measured])
+    aps = np.array([r["ap"] for _, r in measured], float)
+    colors = [_rgb(PALETTE[i % len(PALETTE)]) for i, _ in measured]
+    scatter.scatter(fps, aps, s=50, c=colors, edgecolors="black", linewidths=0.6, zorder=3)
+    pad = max(1.0, 0.12 * (aps.max() - aps.min()))
+    scatter.set_xlim(0, fps.max() * 1.3)
+    scatter.set_ylim(aps.min() - pad, aps.max() + pad * (1 + 0.35 * len(measured) ** 0.5))
+    scatter.grid(alpha=0.3)
+    scatter.set_axisbelow(True)
+    missing = [r["name"] for r in rows if r["ap"] is None]
+    if missing:
+        scatter.text(0.01, 0.01, f"{metric} not measured: {', '.join(_short(m, 20) for m in missing)}",
+                     transform=scatter.transAxes, fontsize=8, color="0.3")
+    labels = [(f, a, _short(r["name"], 24), c) for (_, r), f, a, c in zip(measured, fps, aps, colors)]
+    _place_labels(fig, scatter, labels)
+    return fig
+
+
+def _place_labels(fig, ax, points) -> None:
+    """Put each point's name next to it where it overlaps no other label, no marker and stays inside the axes:
+    candidates right, left, above and below at growing distances, nearest first (greedy, points from the top);
+    a label moved away from its point gets a leader line. Done in display pixels once the layout is fixed."""
+    fig.canvas.draw()  # lay out once, then freeze it, so that pixel positions stay valid
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    px = [tuple(ax.transData.transform((f, a))) for f, a, _, _ in points]
+    r, gap = 6.0, 3.0  # marker half-size, spacing (pixels)
+    taken = [(x - r, y - r, x + r, y + r) for x, y in px]
+
+    def free(box) -> bool:
+        x0, y0, x1, y1 = box
+        if x0 < frame.x0 + 2 or x1 > frame.x1 - 2 or y0 < frame.y0 + 2 or y1 > frame.y1 - 2:
+            return False
+        return all(x1 <= a0 or x0 >= a1 or y1 <= b0 or y0 >= b1 for a0, b0, a1, b1 in taken)
+
+    for i in sorted(range(len(points)), key=lambda i: (-px[i][1], px[i][0])):
+        f, a, name, color = points[i]
+        probe = ax.text(0, 0, name, fontsize=9)
+        w, h = probe.get_window_extent(renderer).size
+        probe.remove()
+        x, y = px[i]
+        candidates = []  # (distance, dx, dy, leader line) of the label's lower-left corner from the point
+        for k in range(60):
+            step = k * (h + gap)
+            for dx in (r + gap, -r - gap - w):
+                for dy in (step - h / 2,) if k == 0 else (step - h / 2, -step - h / 2):
+                    candidates.append((step + (0 if dx > 0 else 0.5), dx, dy, k > 1))
+            for dy in (r + step, -r - h - step):  # centred above / below
+                candidates.append((step + 0.25 + w / 4, -w / 2, dy, k > 1))
+        candidates.sort(key=lambda c: c[0])
+        _, dx, dy, leader = next((c for c in candidates if free((x + c[1], y + c[2], x + c[1] + w, y + c[2] + h))),
+                                 candidates[0])
+        taken.append((x + dx, y + dy, x + dx + w, y + dy + h))
+        arrow = {"arrowstyle": "-", "color": color, "lw": 0.9, "shrinkA": 0, "shrinkB": 4} if leader else None
+        ann = ax.annotate(name, (f, a), xytext=(dx * 72 / fig.dpi, dy * 72 / fig.dpi), textcoords="offset points",
+                          ha="left", va="bottom", fontsize=9, arrowprops=arrow, gid="label", annotation_clip=False)
+        ann.set_in_layout(False)
+
+
 REPORT_FILES = {"report.json", "report.md", "report.png"}
 
 
@@ -150,7 +295,7 @@ def write_report(folder, result: dict) -> Path:
     with atomic_path(folder, is_report, "bench report") as tmp:
         tmp.mkdir()
         (tmp / "report.json").write_text(json.dumps(result, indent=2) + "\n")
-        (tmp / "report.md").write_text(markdown(result))
-        ok, png = cv2.imencode(".png", plot(result))
-        (tmp / "report.png").write_bytes(png.tobytes())
+        png, renderer = render_png(result)
+        (tmp / "report.md").write_text(markdown(result, renderer))
+        (tmp / "report.png").write_bytes(png)
     return folder

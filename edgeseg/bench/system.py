@@ -31,6 +31,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The instruction sets that decide how fast FP32/BF16/INT8 run: name them with every speed figure.
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
+               "asimd", "asimddp", "i8mm", "bf16", "sve")
+
+
+def cpu_flags() -> list[str]:
+    """The speed-relevant ISA flags of /proc/cpuinfo (x86 'flags', Arm 'Features')."""
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if line.startswith(("flags", "Features")) and ":" in line:
+            present = set(line.split(":", 1)[1].split())
+            return [f for f in SPEED_FLAGS if f in present]
+    return []
+
+
 def runtime_versions() -> dict:
     found = {}
     for package in RUNTIME_PACKAGES:
@@ -88,7 +102,7 @@ def load_average() -> list[float] | None:
 
 def system_info(threads: int | None) -> dict:
     return {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "machine": platform.machine(),
         "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
         "threads": threads or "runtime default", "load_average": load_average(),
         "runtimes": runtime_versions(), "board": board(), "clocks": clocks(), "temperatures_c": temperatures(),

@@ -88,8 +88,8 @@ def draw_hud(frame: np.ndarray, fps: float, dropped: int) -> None:
 class Renderer:
     """Postprocessing + overlay + HUD + video + window on its own thread; ``q`` in the window stops."""
 
-    def __init__(self, predictor, score: float, sink: VideoSink | None, show: bool, stop: threading.Event):
-        self.predictor, self.score, self.sink, self.show, self.stop = predictor, score, sink, show, stop
+    def __init__(self, predictor, sink: VideoSink | None, show: bool, stop: threading.Event):
+        self.predictor, self.sink, self.show, self.stop = predictor, sink, show, stop
         self.post_seconds: list[float] = []
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
@@ -118,7 +118,7 @@ class Renderer:
                 t0 = time.perf_counter()
                 detections = self.predictor.finish(outputs, meta)
                 self.post_seconds.append(time.perf_counter() - t0)
-                out = draw_detections(frame, detections, self.predictor.class_names, self.score)
+                out = draw_detections(frame, detections, self.predictor.class_names)
                 draw_hud(out, fps, dropped)
                 if self.sink:
                     self.sink.write(out)
@@ -131,13 +131,14 @@ class Renderer:
 
 
 def run_demo(model, source: str, show: bool | None = None, save: str | None = None, threads: int | None = None,
-             device: str | None = None, score: float = 0.3, max_frames: int | None = None, log=print) -> dict:
+             device: str | None = None, score: float | None = None, max_frames: int | None = None, log=print) -> dict:
     from edgeseg.predictor import load_predictor
 
     if threads is not None and threads < 1:
         raise EdgesegError(f"--threads must be at least 1, got {threads}")
     src = parse_source(source)
-    predictor = load_predictor(model, device, threads or _default_threads(model))
+    # the deploy threshold (``score``, else the model's) drops detections before any full-frame work
+    predictor = load_predictor(model, device, threads or _default_threads(model), score)
     if show is None:
         show = display_available()
     elif show and not display_available():
@@ -149,7 +150,7 @@ def run_demo(model, source: str, show: bool | None = None, save: str | None = No
         sink.fps = src.fps or sink.fps  # known once the source is open
     stop = threading.Event()
     previous = _on_sigint(stop)
-    renderer = Renderer(predictor, score, sink, show, stop)
+    renderer = Renderer(predictor, sink, show, stop)
     times = {"pre": [], "infer": []}
     frames, started, ended, ok = 0, None, None, False
     try:

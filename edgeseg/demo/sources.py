@@ -19,7 +19,8 @@ from edgeseg.errors import EdgesegError, fail
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
-SOURCE_FORMS = "a camera index (0), /dev/videoN, a video file, an image folder, rtsp://... or synthetic[:FRAMES]"
+SOURCE_FORMS = ("a camera index (0), /dev/videoN, a video file, an image folder, rtsp://... "
+                "or synthetic[:FRAMES[:WxH]]")
 MAX_BAD_FRAMES = 25  # consecutive undecodable frames before a file counts as ended
 # OpenCV reads this once, when it first uses FFmpeg: without it a stream that cannot be reached
 # prints FFmpeg's own error line beside ours. Set it to 24 (warnings) or more to see them.
@@ -156,16 +157,22 @@ class ImageFolderSource:
 
 
 class SyntheticSource:
-    """Deterministic frames of the embedded shapes scenes, panning, as a stand-in for a camera."""
+    """Deterministic frames of the embedded shapes scenes, panning, as a stand-in for a camera:
+    ``size`` x ``size``, or ``hw`` (height, width) cut from the middle of a scene drawn at the
+    longer side, e.g. (720, 1280) for a camera-sized frame."""
 
     live = False
     fps = 30.0
 
-    def __init__(self, frames: int = 300, size: int = 256, seed: int = 0, scenes: int = 8, hold: int = 30):
+    def __init__(self, frames: int = 300, size: int = 256, seed: int = 0, scenes: int = 8, hold: int = 30,
+                 hw: tuple[int, int] | None = None):
         if frames < 1:
             raise EdgesegError(f"synthetic:{frames}: the frame count must be at least 1")
-        self.frames, self.size, self.seed, self.scenes, self.hold = frames, size, seed, scenes, hold
-        self.name = f"synthetic:{frames}"
+        if hw is not None and not (16 <= min(hw) and max(hw) <= 8192):
+            raise EdgesegError(f"synthetic frames of {hw[1]}x{hw[0]}: each side must be 16 to 8192 pixels")
+        self.hw = tuple(hw) if hw else (size, size)
+        self.frames, self.size, self.seed, self.scenes, self.hold = frames, max(self.hw), seed, scenes, hold
+        self.name = f"synthetic:{frames}" + (f":{self.hw[1]}x{self.hw[0]}" if hw else "")
         self.index = 0
         self.cache: dict[int, np.ndarray] = {}
 
@@ -177,7 +184,9 @@ class SyntheticSource:
 
         scene = (index // self.hold) % self.scenes
         if scene not in self.cache:
-            self.cache[scene] = render_image(np.random.default_rng([self.seed, scene]), self.size)[0]
+            image = render_image(np.random.default_rng([self.seed, scene]), self.size)[0]
+            (h, w), s = self.hw, self.size
+            self.cache[scene] = np.ascontiguousarray(image[(s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w])
         shift = 2 * (index % self.hold)  # a slow pan within a scene
         return np.roll(self.cache[scene], shift, axis=1)
 
@@ -194,9 +203,10 @@ class SyntheticSource:
 def parse_source(spec: str):
     """A source object for the ``--source`` string; a one-line error for anything else."""
     text = str(spec).strip()
-    match = re.fullmatch(r"synthetic(?::(\d+))?", text)
+    match = re.fullmatch(r"synthetic(?::(\d+)(?::(\d+)x(\d+))?)?", text)
     if match:
-        return SyntheticSource(int(match.group(1))) if match.group(1) else SyntheticSource()
+        frames, w, h = match.groups()
+        return SyntheticSource(int(frames) if frames else 300, hw=(int(h), int(w)) if w else None)
     if text.isdigit():
         return CaptureSource(int(text))
     if re.fullmatch(r"/dev/video\d+", text):

@@ -7,12 +7,13 @@ import torch
 
 from edgeseg.config import Recipe
 from edgeseg.models.registry import get_method
-from edgeseg.postprocess import Detections, output_kind, postprocess
+from edgeseg.postprocess import Detections, check_score, output_kind, postprocess
 from edgeseg.preprocess import preprocess
 
 
 class TorchPredictor:
-    def __init__(self, model, recipe: Recipe, class_names, amp_dtype: torch.dtype | None = None):
+    def __init__(self, model, recipe: Recipe, class_names, amp_dtype: torch.dtype | None = None,
+                 score: float | None = None):
         self.model = model.eval()
         self.recipe = recipe
         self.class_names = list(class_names)
@@ -20,6 +21,7 @@ class TorchPredictor:
         self.device = next(model.parameters()).device
         self.kind = output_kind(get_method(recipe.model.name).output_kind)
         self.thresholds = vars(recipe.model.inference)
+        self.score = check_score(self.thresholds["score_threshold"] if score is None else score)
 
     @torch.no_grad()
     def raw(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -33,9 +35,9 @@ class TorchPredictor:
         data = self.recipe.data
         return preprocess(image, data.min_size_test, data.max_size_test, name=name)
 
-    def finish(self, outputs: dict, meta) -> Detections:
-        return postprocess(self.kind.name, outputs, meta, self.thresholds)
+    def finish(self, outputs: dict, meta, score: float | None = None) -> Detections:
+        return postprocess(self.kind.name, outputs, meta, self.thresholds, self.score if score is None else score)
 
-    def __call__(self, image: np.ndarray, name: str = "image") -> Detections:
+    def __call__(self, image: np.ndarray, name: str = "image", score: float | None = None) -> Detections:
         x, meta = self.prepare(image, name)
-        return self.finish(self.raw(x), meta)
+        return self.finish(self.raw(x), meta, score)

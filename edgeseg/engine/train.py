@@ -85,9 +85,14 @@ def build_optimizer(model, cfg) -> torch.optim.Optimizer:
     raise EdgesegError(f"solver.optimizer: unknown optimizer '{cfg.optimizer}'; valid: adamw, sgd")
 
 
-def lr_factor(step: int, cfg) -> float:
-    """detectron2's WarmupMultiStepLR: linear warmup, then x gamma at each milestone."""
-    factor = cfg.gamma ** bisect_right(sorted(cfg.steps), step)
+def lr_factor(step: float, cfg) -> float:
+    """detectron2's WarmupMultiStepLR (linear warm-up, then x gamma at each milestone), or with
+    ``lr_schedule: cosine`` a half cosine from 1 to gamma over ``max_iter`` after the same warm-up."""
+    if cfg.lr_schedule == "cosine":
+        t = min(max(step / cfg.max_iter, 0.0), 1.0)
+        factor = cfg.gamma + (1 - cfg.gamma) * 0.5 * (1 + math.cos(math.pi * t))
+    else:
+        factor = cfg.gamma ** bisect_right(sorted(cfg.steps), step)
     if step < cfg.warmup_iters:
         alpha = step / cfg.warmup_iters
         factor *= cfg.warmup_factor * (1 - alpha) + alpha

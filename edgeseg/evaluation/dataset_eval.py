@@ -13,7 +13,8 @@ from edgeseg.postprocess import METRIC_NAMES, Detections, output_kind
 def predict_dataset(predict: Callable[..., Detections], dataset: CocoDataset, progress=None) -> list[dict]:
     results = []
     for i, record in enumerate(dataset.records):
-        dets = predict(dataset.load_image(i), name=str(record["file_name"]))
+        # score=0: evaluation scores every detection over the kind's cls_threshold, not the deploy threshold
+        dets = predict(dataset.load_image(i), name=str(record["file_name"]), score=0.0)
         results += detections_to_results(record["id"], dets, dataset.category_ids)
         if progress:
             progress(i + 1, len(dataset))

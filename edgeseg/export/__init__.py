@@ -140,6 +140,7 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
     prepare_parent(out)  # the work folder is created beside the bundle
     model, recipe, class_names = _deploy_model(checkpoint)
     input_hw = parse_imgsz(imgsz or spec.imgsz, recipe.data.min_size_test // 32 * 32 or 640)
+    sizes = run_sizes(recipe, input_hw, explicit=bool(imgsz or spec.imgsz))
     calib_set = None
     if precision == "int8":
         calib_set = _calibration_set(calib or spec.calib, recipe, log)
@@ -148,7 +149,7 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
         from edgeseg.data.coco import CocoDataset
 
         val = CocoDataset(data)
-    float_ap = _float_ap(model, recipe, input_hw, spec.dynamic, val) if val else None
+    float_ap = _float_ap(model, recipe, input_hw, spec.dynamic, val, sizes) if val else None
     exclude: list[str] = []
     while True:
         with tempfile.TemporaryDirectory(prefix=".edgeseg-export-", dir=out.parent) as tmp:
@@ -163,7 +164,7 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
             except Exception as e:  # a converter crash is a failed export, said in one line
                 first = (str(e).strip().splitlines() or [""])[0][:300]
                 raise EdgesegError(f"{spec.format} export failed: {type(e).__name__}: {first}; no bundle written") from None
-            meta.update(_common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, file_sha256(checkpoint)))
+            meta.update(_common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, file_sha256(checkpoint), sizes))
             meta["target"] = {"name": target, "format": spec.format, "runtime": spec.runtime}
             if calib_set:
                 meta["calibration"] = {**calib_set.summary(), **meta.get("calibration", {})}
@@ -243,7 +244,18 @@ def _check_outputs(folder: Path, model, input_hw, layout: str, precision: str) -
     return {"artifact_names": renames, "check": check}
 
 
-def _common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, digest) -> dict:
+def run_sizes(recipe, input_hw: tuple[int, int], explicit: bool) -> tuple[int, int]:
+    """(shortest edge, longest edge at most) a dynamic bundle resizes frames to: the recipe's test
+    size, or the size given at export (``--imgsz`` or the target's), which is also the size it was
+    traced and calibrated at, with the recipe's longest-edge cap scaled alike."""
+    data = recipe.data
+    if not explicit:
+        return data.min_size_test, data.max_size_test
+    short = min(input_hw)
+    return short, max(short, round(data.max_size_test * short / data.min_size_test))
+
+
+def _common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, digest, sizes) -> dict:
     import torch
 
     from edgeseg.config import recipe_to_dict
@@ -257,20 +269,20 @@ def _common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, dig
         "model": {"name": recipe.model.name, "config": recipe_to_dict(recipe)["model"], "supervision": list(method.supervision)},
         "class_names": list(class_names),
         "input": {"name": "images", "height": input_hw[0], "width": input_hw[1], "layout": spec.layout,
-                  "dtype": "float32", "dynamic": spec.dynamic, "min_size": recipe.data.min_size_test,
-                  "max_size": recipe.data.max_size_test, "size_divisor": 32},
+                  "dtype": "float32", "dynamic": spec.dynamic, "min_size": sizes[0], "max_size": sizes[1],
+                  "size_divisor": 32},
         "preprocess": {"color": "RGB", "mean": PIXEL_MEAN.tolist(), "std": PIXEL_STD.tolist(),
                        "resize": "shortest edge (dynamic) or fit into the input (static); pad bottom/right"},
         "outputs": {"kind": method.output_kind, "names": list(output_kind(method.output_kind).outputs)},
         "postprocess": {"cls_threshold": inf.cls_threshold, "mask_threshold": inf.mask_threshold,
-                        "max_detections": inf.max_detections},
+                        "max_detections": inf.max_detections, "score_threshold": inf.score_threshold},
         "precision": precision,
         "source": {"checkpoint": str(checkpoint), "sha256": digest},
         "versions": {"edgeseg": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
 
 
-def _float_ap(model, recipe, input_hw, dynamic, val) -> float:
+def _float_ap(model, recipe, input_hw, dynamic, val, sizes) -> float:
     """The primary metric of the PyTorch model through exactly the preprocessing the bundle uses."""
     import torch
 
@@ -281,14 +293,14 @@ def _float_ap(model, recipe, input_hw, dynamic, val) -> float:
 
     kind, thresholds = get_method(recipe.model.name).output_kind, vars(recipe.model.inference)
 
-    def predict(image, name="image"):
+    def predict(image, name="image", score=None):
         if dynamic:
-            x, meta = preprocess(image, recipe.data.min_size_test, recipe.data.max_size_test, name=name)
+            x, meta = preprocess(image, *sizes, name=name)
         else:
             x, meta = preprocess(image, input_hw=input_hw, name=name)
         with torch.no_grad():
             outputs = {n: t[0].numpy() for n, t in zip(model.output_names, model(torch.from_numpy(x)))}
-        return postprocess(kind, outputs, meta, thresholds)
+        return postprocess(kind, outputs, meta, thresholds, score)
 
     return evaluate_dataset(predict, val, kind)["metrics"]["AP"] * 100
 

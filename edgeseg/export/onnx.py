@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
-from edgeseg.export.calibration import CalibrationSet, calibration_inputs
+from edgeseg.export.calibration import CalibrationSet, calibration_inputs, chunk_bounds, release_memory
 from edgeseg.export.policy import int8_layers, next_fallback
 from edgeseg.export.quiet import quiet
 
@@ -48,42 +48,184 @@ def export_onnx(model, path: Path, input_hw, dynamic: bool = False, opset: int =
                               opset_version=opset, dynamo=False, dynamic_axes=axes)
     slim = onnxslim.slim(str(path))
     onnx.save(slim, str(path))
+    del slim
     onnx.checker.check_model(str(path), full_check=True)
+    release_memory()  # the exporter's garbage: R-50 at 608 keeps 0.57 GB resident otherwise
+
+
+# INT8 calibration memory (issue 15). ORT's calibrators make every calibrated tensor a graph output
+# of an augmented model, and its histogram calibrators keep the outputs of all the images of one
+# collect_data call: a plain quantize_static holds the whole set's tensors (12.6 GB for the 256 px
+# quickstart model, 18+ GB at 512 and for R-50 at 608). Here collect_data gets CALIB_CHUNK images
+# per call and merges them into its running histograms (min/max: running extremes). One image per
+# call costs no time (the same tensors are histogrammed). ORT allocates every graph output on
+# every run, fetched or not, so one image of R-50 at 608 still returns 923 MB: above
+# CALIB_TENSOR_BYTES per image the tensors are calibrated in groups, one pass over the set per
+# group (one more inference per image and group; a histogram is per tensor, so groups change
+# nothing). The ranges then go to quantize_static as its calibration cache.
+CALIB_CHUNK = 1
+CALIB_TENSOR_BYTES = 512 * 2**20
+
+
+class _Images:
+    """ONNX Runtime calibration data reader over an iterator of network inputs."""
+
+    def __init__(self, inputs, input_name: str = INPUT_NAME):
+        self.inputs, self.input_name = iter(inputs), input_name
+
+    def get_next(self):
+        x = next(self.inputs, None)
+        return None if x is None else {self.input_name: x}
+
+
+def calibration_reader(calib: CalibrationSet, input_hw, chunk: int = CALIB_CHUNK, input_name: str = INPUT_NAME):
+    """A reader streaming ``calib`` and the ``extra_options`` entry making quantize_static
+    calibrate on it ``chunk`` images per collect_data call (CalibStridedMinMax: despite its name, it
+    applies to every method; the stride has to divide the set: the largest divisor up to
+    ``chunk``). The path for an ONNX Runtime without calibration caches, and for the TensorRT
+    Q/DQ export."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    count = len(calib.images)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.set_range(0, count)
+
+        def __len__(self):
+            return count
+
+        def set_range(self, start_index: int, end_index: int):
+            self.images = _Images(calibration_inputs(calib, input_hw, start=start_index, end=end_index), input_name)
+
+        def get_next(self):
+            return self.images.get_next()
+
+    return Reader(), {"CalibStridedMinMax": _divisor_at_most(count, chunk)}
+
+
+def _divisor_at_most(count: int, size: int) -> int:
+    """The largest divisor of ``count`` that is at most ``size`` (1 always divides)."""
+    return next(d for d in range(max(1, min(size, count)), 0, -1) if count % d == 0)
+
+
+def tensor_bytes(path: Path, names, input_hw) -> dict[str, int]:
+    """Bytes per image of each tensor in ``names``, from ONNX shape inference with the input fixed
+    at ``input_hw`` (a dynamic export has symbolic sizes). A tensor whose size does not resolve
+    counts as the largest one that does."""
+    import numpy as np
+    import onnx
+
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:  # shapes need the dims, not the weights (small ones: shape values)
+        if len(init.raw_data) > 4096:
+            init.ClearField("raw_data")
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 3, *input_hw)):
+        dim.Clear()
+        dim.dim_value = value
+    del model.graph.value_info[:]
+    model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    infos = {v.name: v.type.tensor_type for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]}
+    sizes = {}
+    for name in names:
+        info = infos.get(name)
+        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in info.shape.dim] if info else [0]
+        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(info.elem_type)).itemsize if info else 4
+        sizes[name] = int(np.prod(dims)) * itemsize if all(dims) else -1
+    largest = max(sizes.values(), default=0)
+    return {name: size if size >= 0 else largest for name, size in sizes.items()}
+
+
+def tensor_groups(sizes: dict[str, int], budget: int) -> list[list[str]]:
+    """Consecutive groups of tensors (in ``sizes`` order) of at most ``budget`` bytes each (a larger
+    tensor alone)."""
+    groups: list[list[str]] = [[]]
+    total = 0
+    for name, size in sizes.items():
+        if groups[-1] and total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(name)
+        total += size
+    return [g for g in groups if g]
+
+
+def collect_ranges(prepared: Path, calib: CalibrationSet, input_hw, method, workdir: Path, chunk: int = CALIB_CHUNK,
+                   budget: int = CALIB_TENSOR_BYTES):
+    """ONNX Runtime's calibrator for ``method`` (what quantize_static would create), fed ``chunk``
+    images per collect_data call, over groups of calibrated tensors of at most ``budget`` bytes per
+    image. Returns its ranges (TensorsData)."""
+    import onnx
+    from onnxruntime.quantization.calibrate import HistogramCalibrater, create_calibrator
+
+    calibrator = create_calibrator(Path(prepared), QUANTIZED_OPS + ACTIVATIONS,
+                                   augmented_model_path=str(workdir / "augmented.onnx"), calibrate_method=method,
+                                   extra_options={"moving_average": False})
+    augmented, outputs, groups = calibrator.model, list(calibrator.model.graph.output), [[]]
+    if isinstance(calibrator, HistogramCalibrater):  # min/max reduces in the graph: scalar outputs
+        calibrated = [o.name for o in outputs if o.name in calibrator.tensors_to_calibrate]
+        groups = tensor_groups(tensor_bytes(prepared, calibrated, input_hw), budget)
+    for i, group in enumerate(groups):
+        if len(groups) > 1:  # an augmented model returning this group only
+            calibrator.infer_session = None  # one session at a time
+            del augmented.graph.output[:]
+            augmented.graph.output.extend(o for o in outputs if o.name in set(group))
+            # the first save moves the weights to a side file, out of the in-memory model too
+            onnx.save(augmented, calibrator.augmented_model_path, save_as_external_data=i == 0,
+                      location=Path(calibrator.augmented_model_path).name + ".data")
+            calibrator.create_inference_session()
+        release_memory()
+        for start, end in chunk_bounds(len(calib.images), chunk):
+            calibrator.collect_data(_Images(calibration_inputs(calib, input_hw, start=start, end=end)))
+    return calibrator.compute_data(), len(groups)
 
 
 def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, leading: int, method: str = "percentile",
-                  exclude_nodes: list[str] | None = None) -> dict:
-    """Static QDQ INT8 with ONNX Runtime: U8 activations, S8 per-channel weights."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+                  exclude_nodes: list[str] | None = None, chunk: int = CALIB_CHUNK,
+                  budget: int = CALIB_TENSOR_BYTES) -> dict:
+    """Static QDQ INT8 with ONNX Runtime: U8 activations, S8 per-channel weights. Statistics are
+    collected ``chunk`` images at a time, over tensor groups of ``budget`` bytes per image (see
+    CALIB_CHUNK). Percentile and min/max give the one-shot ranges (min/max exactly, percentile
+    within a histogram bin: a merged histogram keeps the first chunk's bin width); entropy does
+    not: with ORT's defaults its one-shot search has a single candidate (the full range), a merged
+    histogram has more bins and so more candidates."""
+    import inspect
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise EdgesegError(f"unknown calibration method '{method}'; valid: {', '.join(methods)}")
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calibration_inputs(calib, input_hw))
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {INPUT_NAME: x}
-
     prepared = dst.with_suffix(".prep.onnx")
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     nodes = quantizable_nodes(prepared, leading, exclude_nodes)
     nodes += fused_activations(prepared, nodes)
-    with quiet():  # ORT prints calibration progress
-        quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        op_types_to_quantize=QUANTIZED_OPS + ACTIVATIONS, nodes_to_quantize=nodes,
-                        calibrate_method=methods[method],
-                        extra_options={"CalibMovingAverage": False, "CalibMaxIntermediateOutputs": 16})
+    options = {"quant_format": QuantFormat.QDQ, "activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8,
+               "per_channel": True, "op_types_to_quantize": QUANTIZED_OPS + ACTIVATIONS, "nodes_to_quantize": nodes,
+               "calibrate_method": methods[method], "extra_options": {"CalibMovingAverage": False}}
+    release_memory()  # before the calibration peak (one image's intermediate tensors)
+    with quiet(), tempfile.TemporaryDirectory(prefix="edgeseg-calib-") as tmp:  # ORT prints progress
+        if "calibration_cache_path" in inspect.signature(quantize_static).parameters:
+            from onnxruntime.quantization.calibrate import save_tensors_data
+
+            ranges, groups = collect_ranges(prepared, calib, input_hw, methods[method], Path(tmp), chunk, budget)
+            save_tensors_data(ranges, Path(tmp) / "ranges.json")
+            del ranges
+            release_memory()
+            quantize_static(str(prepared), str(dst), None, calibration_cache_path=str(Path(tmp) / "ranges.json"),
+                            **options)
+        else:  # an ONNX Runtime without calibration caches (< 1.31?): chunks, but every tensor at once
+            reader, stride = calibration_reader(calib, input_hw, chunk)
+            chunk, groups = stride["CalibStridedMinMax"], 1
+            quantize_static(str(prepared), str(dst), reader, **{**options, "extra_options": {
+                **options["extra_options"], **stride}})
     prepared.unlink(missing_ok=True)
+    release_memory()
     return {"scheme": "QDQ U8S8 per-channel", "method": method, "quantized_ops": QUANTIZED_OPS,
-            "float_nodes": exclude_nodes or []}
+            "float_nodes": exclude_nodes or [], "images_per_pass": chunk, "tensor_groups": groups}
 
 
 def fused_activations(path: Path, nodes: list[str]) -> list[str]:

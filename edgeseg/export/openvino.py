@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from edgeseg.export.calibration import calibration_inputs
+from edgeseg.export.calibration import CalibrationInputs
 from edgeseg.export.onnx import export_onnx
 from edgeseg.export.policy import int8_layers, leading_float_layers, next_fallback
 from edgeseg.export.quiet import quiet
@@ -46,7 +46,9 @@ def _quantize(model, job):
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    data = list(calibration_inputs(job.calib, job.input_hw))
+    # A sized, re-iterable view that reads the images again on every NNCF pass (a list held the
+    # whole preprocessed set: 554 MB at 608 px); NNCF's histogram statistics are running ones.
+    data = CalibrationInputs(job.calib, job.input_hw)
     names = leading_float_layers(weighted_ops(model), job.int8.float_leading_layers) + job.exclude + activation_matmuls(model) + output_resizes(model)
     ignored = nncf.IgnoredScope(names=names, types=FLOAT_TYPES, validate=False)
     # histogram ranges and no overflow fix: AP drop 0.84 -> 0.67 (small, within run-to-run noise)

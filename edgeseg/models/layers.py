@@ -39,6 +39,37 @@ class FrozenBatchNorm2d(nn.Module):
         return f"{self.num_features}, eps={self.eps}"
 
 
+class ConvNormSequential(nn.Sequential):
+    """``nn.Sequential`` that, in training, folds each ``FrozenBatchNorm2d`` into the conv before it.
+
+    The folded conv gives the same result and gradients, without the two elementwise passes over
+    the activation that ``x * scale + shift`` costs: a third of a MobileNetV2 training forward on a
+    CPU. Evaluation and export keep the plain modules, so exported graphs and their quantization
+    patterns are unchanged; key names are the plain Sequential's.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        modules = list(self)
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            nxt = modules[i + 1] if i + 1 < len(modules) else None
+            if type(m) is nn.Conv2d and isinstance(nxt, FrozenBatchNorm2d):
+                scale = nxt.weight * (nxt.running_var + nxt.eps).rsqrt()
+                shift = nxt.bias - nxt.running_mean * scale
+                if m.bias is not None:
+                    shift = shift + m.bias * scale
+                x = nn.functional.conv2d(x, m.weight * scale.view(-1, 1, 1, 1), shift, m.stride,
+                                         m.padding, m.dilation, m.groups)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
+        return x
+
+
 def get_norm(name: str, channels: int) -> nn.Module | None:
     """Norm layer by config name: "FrozenBN", "BN", or "" for none (returns None)."""
     if name == "FrozenBN":

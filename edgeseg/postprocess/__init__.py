@@ -32,7 +32,10 @@ OUTPUT_KINDS = {
     "roi_masks": OutputKind("roi_masks", roi_masks.OUTPUTS, roi_masks.postprocess, ("segm", "bbox"), True),
 }
 METRIC_NAMES = {"segm": "mask AP", "bbox": "box AP"}
-THRESHOLDS = ("cls_threshold", "mask_threshold", "max_detections")
+THRESHOLDS = ("cls_threshold", "mask_threshold", "max_detections", "score_threshold")
+# The deploy threshold of bundles and checkpoints that do not name one: what predict, demo and bench
+# show. Evaluation keeps every detection over ``cls_threshold`` (``score=0``).
+DEPLOY_SCORE = 0.3
 
 
 def output_kind(name: str) -> OutputKind:
@@ -46,10 +49,22 @@ def primary_metric(kind: str) -> str:
     return METRIC_NAMES[output_kind(kind).iou_types[0]]
 
 
-def postprocess(kind: str, outputs: dict, meta, thresholds: dict) -> Detections:
-    """Network outputs (batch item, by name) -> Detections in original image pixels."""
-    return output_kind(kind).run(outputs, meta, **{k: thresholds[k] for k in THRESHOLDS if k in thresholds})
+def check_score(score: float) -> float:
+    if not 0.0 <= score <= 1.0:
+        raise EdgesegError(f"--score must be in [0, 1], got {score}")
+    return float(score)
 
 
-__all__ = ["Detections", "OUTPUT_KINDS", "OutputKind", "output_kind", "postprocess", "primary_metric", "sigmoid",
+def postprocess(kind: str, outputs: dict, meta, thresholds: dict, score: float | None = None) -> Detections:
+    """Network outputs (batch item, by name) -> Detections in original image pixels.
+
+    ``score`` (else ``thresholds["score_threshold"]``, else none) is the deploy threshold: every
+    kind drops detections under it before any work at the original image size."""
+    chosen = {k: thresholds[k] for k in THRESHOLDS if k in thresholds}
+    if score is not None:
+        chosen["score_threshold"] = score
+    return output_kind(kind).run(outputs, meta, **chosen)
+
+
+__all__ = ["DEPLOY_SCORE", "Detections", "check_score", "OUTPUT_KINDS", "OutputKind", "output_kind", "postprocess", "primary_metric", "sigmoid",
            "METRIC_NAMES"]

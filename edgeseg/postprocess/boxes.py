@@ -23,8 +23,9 @@ def top_pairs(scores: np.ndarray, cls_threshold: float, max_detections: int) -> 
     return order // scores.shape[1], order % scores.shape[1], flat[order]
 
 
-def postprocess(outputs: dict, meta, cls_threshold: float = 0.05, max_detections: int = 100, **_) -> Detections:
-    queries, labels, scores = top_pairs(outputs["scores"], cls_threshold, max_detections)
+def postprocess(outputs: dict, meta, cls_threshold: float = 0.05, max_detections: int = 100,
+                score_threshold: float = 0.0, **_) -> Detections:
+    queries, labels, scores = top_pairs(outputs["scores"], max(cls_threshold, score_threshold), max_detections)
     if queries.size == 0:
         return Detections.empty(meta.original_hw, with_masks=False)
     boxes = input_to_original(np.asarray(outputs["boxes"])[queries], meta)

@@ -39,8 +39,9 @@ def paste(prob: np.ndarray, box: np.ndarray, hw: tuple[int, int], threshold: flo
 
 
 def postprocess(outputs: dict, meta, cls_threshold: float = 0.05, mask_threshold: float = 0.5,
-                max_detections: int = 100) -> Detections:
-    queries, labels, scores = top_pairs(outputs["scores"], cls_threshold, max_detections)
+                max_detections: int = 100, score_threshold: float = 0.0) -> Detections:
+    # Only detections over the deploy threshold are pasted, and each only inside its box.
+    queries, labels, scores = top_pairs(outputs["scores"], max(cls_threshold, score_threshold), max_detections)
     if queries.size == 0:
         return Detections.empty(meta.original_hw, with_masks=True)
     boxes = input_to_original(np.asarray(outputs["boxes"])[queries], meta)

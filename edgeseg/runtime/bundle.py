@@ -141,6 +141,8 @@ def _metadata_problem(meta: dict) -> str | None:
     for key in ("cls_threshold", "mask_threshold"):
         if not _is_fraction(post.get(key)):
             return f"'postprocess.{key}' must be a number in [0, 1], got {post.get(key)!r}"
+    if "score_threshold" in post and not _is_fraction(post["score_threshold"]):
+        return f"'postprocess.score_threshold' must be a number in [0, 1], got {post['score_threshold']!r}"
     if not _is_int(post.get("max_detections"), 1, 10000):
         return f"'postprocess.max_detections' must be an integer in [1, 10000], got {post.get('max_detections')!r}"
     if meta["precision"] not in ("fp32", "fp16", "int8"):

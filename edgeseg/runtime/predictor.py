@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.errors import EdgesegError, fail
-from edgeseg.postprocess import Detections, output_kind, postprocess
+from edgeseg.postprocess import DEPLOY_SCORE, Detections, check_score, output_kind, postprocess
 from edgeseg.preprocess import SIZE_DIVISOR, preprocess
 from edgeseg.runtime.bundle import BUNDLE_FILE, Bundle, read_bundle
 
@@ -32,10 +32,13 @@ def open_session(bundle: Bundle, device: str | None = None, threads: int | None 
 
 
 class Predictor:
-    """``Predictor(bundle)(image_rgb) -> Detections``; ``raw`` runs the network alone."""
+    """``Predictor(bundle)(image_rgb) -> Detections``; ``raw`` runs the network alone.
+
+    ``score`` is the deploy threshold (default: the bundle's ``postprocess.score_threshold``);
+    pass ``score=0`` to a call for every detection, as evaluation does."""
 
     def __init__(self, bundle: str | Path | Bundle, device: str | None = None, threads: int | None = None,
-                 backend: str | None = None):
+                 backend: str | None = None, score: float | None = None):
         if threads is not None and threads < 1:
             raise EdgesegError(f"threads must be at least 1, got {threads}")
         self.bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
@@ -48,6 +51,7 @@ class Predictor:
         self.layout = self.bundle.input.get("layout", "NCHW")
         self.kind = output_kind(self.bundle.outputs["kind"])
         self.renames = self.bundle.outputs.get("artifact_names", {})
+        self.score = check_score(self.bundle.meta["postprocess"].get("score_threshold", DEPLOY_SCORE) if score is None else score)
 
     def check_input(self, x: np.ndarray) -> None:
         if self.layout == "NHWC":
@@ -83,9 +87,10 @@ class Predictor:
             return preprocess(image, inp["min_size"], inp["max_size"], layout=self.layout, name=name)
         return preprocess(image, input_hw=self.bundle.input_hw, layout=self.layout, name=name)
 
-    def finish(self, outputs: dict, meta) -> Detections:
-        return postprocess(self.kind.name, outputs, meta, self.bundle.meta["postprocess"])
+    def finish(self, outputs: dict, meta, score: float | None = None) -> Detections:
+        return postprocess(self.kind.name, outputs, meta, self.bundle.meta["postprocess"],
+                           self.score if score is None else score)
 
-    def __call__(self, image: np.ndarray, name: str = "image") -> Detections:
+    def __call__(self, image: np.ndarray, name: str = "image", score: float | None = None) -> Detections:
         x, meta = self.prepare(image, name)
-        return self.finish(self.raw(x), meta)
+        return self.finish(self.raw(x), meta, score)

@@ -57,6 +57,23 @@ def test_milestones_land_at_the_same_budget_fractions_for_slow_and_fast_steps(st
         assert rows[-1][2] == pytest.approx(cfg.gamma ** len(steps))
 
 
+def test_cosine_follows_the_budget_fraction_for_slow_and_fast_steps():
+    """The quickstart's schedule: the LR at each fraction of the budget is the same whether a step
+    takes 0.3 s or 1 s, and the run ends at the cosine's floor (gamma)."""
+    import math
+
+    cfg = SolverConfig(max_iter=3400, lr_schedule="cosine", gamma=0.01, warmup_iters=100, max_minutes=10)
+    curves = {dt: _simulate(cfg, dt) for dt in (0.3, 1.0)}
+    for fraction in (0.1, 0.25, 0.5, 0.75, 0.95):
+        want = cfg.gamma + (1 - cfg.gamma) * 0.5 * (1 + math.cos(math.pi * fraction))
+        for dt, rows in curves.items():
+            got = next(f for _, frac, f in rows if frac >= fraction)
+            assert got == pytest.approx(want, abs=(1 - cfg.gamma) * math.pi / 2 * dt / 600 + 1e-9), (dt, fraction)
+    for rows in curves.values():
+        assert rows[-1][2] == pytest.approx(cfg.gamma, abs=1e-3)
+        assert all(b[2] <= a[2] + 1e-12 for a, b in zip(rows, rows[1:]) if a[1] >= 100 / 3400)  # falls after warm-up
+
+
 def test_fast_machine_keeps_the_iteration_schedule():
     # A step of 0.1 s reaches max_iter before the 10-minute budget: detectron2 semantics.
     cfg = SolverConfig(max_iter=1700, steps=[1350, 1600], warmup_iters=100, max_minutes=10)

@@ -83,7 +83,10 @@ def test_int8_onnx_keeps_float_ops_and_follows_fp32(tiny_model, int8_onnx):
     # Same images through FP32 and INT8. Measured (U8S8 per-channel, percentile): score correlation
     # 0.999, largest score difference 0.03, mask IoU 0.89. One activation's dequantization scale
     # doubled mid-graph: 0.978 / 0.16 / 0.50; a zero point off by 20 there: 0.991 / 0.11 / 0.80.
-    assert_agrees(fp32_agreement(Predictor(out), checkpoint, data), corr=0.995, max_diff=0.06, iou=0.75)
+    # The largest score difference is one element of all queries x classes: 0.03 before, 0.073 since the
+    # tiny model trains with the BN fold (one-shot and streamed calibration alike), so its bound sits
+    # between that and the zero-point fault's 0.11.
+    assert_agrees(fp32_agreement(Predictor(out), checkpoint, data), corr=0.995, max_diff=0.09, iou=0.75)
 
 
 def test_jetson_bundle_onnx_qdq_and_cache(tiny_model, tmp_path):
@@ -151,8 +154,10 @@ def test_openvino_int8_follows_fp32(tiny_model, tmp_path):
                   log=lambda *_: None)
     bundle = read_bundle(out)
     assert bundle.meta["precision"] == "int8" and "FakeQuantize" in bundle.artifact().read_text()
-    # measured (NNCF mixed preset, histogram ranges): 0.995 / 0.10 / 0.87
-    assert_agrees(fp32_agreement(Predictor(out), checkpoint, data), corr=0.985, max_diff=0.2, iou=0.75)
+    # measured (NNCF mixed preset, histogram ranges): 0.995 / 0.10 / 0.87 on one tiny model, 0.981 / 0.11 / 0.79
+    # on the one trained with the BN fold (streamed or listed calibration: identical); a wrong scale's mask IoU
+    # is 0.50
+    assert_agrees(fp32_agreement(Predictor(out), checkpoint, data), corr=0.975, max_diff=0.2, iou=0.75)
 
 
 def test_tensorrt_engine_build_and_eval(tiny_model, tmp_path):

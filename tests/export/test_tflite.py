@@ -54,8 +54,10 @@ def test_int8_tflite_quantizes_convolutions_only(tiny_model, tmp_path):
     float_only = {"BATCH_MATMUL", "LOGISTIC", "SOFTMAX", "FULLY_CONNECTED"}
     assert not int8_ops & float_only, int8_ops & float_only
     # Measured against FP32 with dead (all-zero) activation ranges floored: score correlation 0.998,
-    # largest score difference 0.05, mask IoU 0.91 (ONNX INT8 with a wrong scale: 0.978 / 0.16 / 0.50).
-    assert_agrees(fp32_agreement(Predictor(out), checkpoint, data), corr=0.99, max_diff=0.12, iou=0.75)
+    # largest score difference 0.05, mask IoU 0.91 on one tiny model; 0.991 / 0.14 / 0.94 on the one
+    # trained with the BN fold (chunked or one-shot calibration: identical). ONNX INT8 with a wrong
+    # scale: 0.978 / 0.16 / 0.50.
+    assert_agrees(fp32_agreement(Predictor(out), checkpoint, data), corr=0.985, max_diff=0.2, iou=0.75)
 
 
 def test_fp16_tflite_stores_half_weights(tiny_model, tmp_path):

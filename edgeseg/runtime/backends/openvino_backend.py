@@ -4,7 +4,7 @@ otherwise picks bf16 on CPUs that support it, which is not what an FP32 bundle p
 from __future__ import annotations
 
 from edgeseg.errors import fail
-from edgeseg.runtime.backends import require
+from edgeseg.runtime.backends import StaticOnceSettled, require
 
 
 class Session:
@@ -20,13 +20,29 @@ class Session:
         core = ov.Core()
         if device not in core.available_devices and device != "AUTO":
             raise fail(bundle.path, f"OpenVINO device {device} not available here (have: {', '.join(core.available_devices)})")
+        self.ov, self.core, self.path, self.device, self.config = ov, core, path, device, config
         try:
-            self.compiled = core.compile_model(str(path), device, config)
+            self.model = core.read_model(str(path))
         except Exception as e:
             raise fail(path, f"OpenVINO cannot load the model ({str(e).splitlines()[0][:200]})") from None
-        self.request = self.compiled.create_infer_request()
-        self.outputs = [(output.get_any_name(), output) for output in self.compiled.outputs]
+        run = self._compile(self.model)
+        self.run = StaticOnceSettled(run, self._static) if self.model.inputs[0].partial_shape.is_dynamic else run
 
-    def run(self, x) -> dict:
-        result = self.request.infer({0: x})
-        return {name: result[output] for name, output in self.outputs}
+    def _compile(self, model):
+        try:
+            compiled = self.core.compile_model(model, self.device, self.config)
+        except Exception as e:
+            raise fail(self.path, f"OpenVINO cannot load the model ({str(e).splitlines()[0][:200]})") from None
+        request = compiled.create_infer_request()
+        outputs = [(output.get_any_name(), output) for output in compiled.outputs]
+
+        def run(x) -> dict:
+            result = request.infer({0: x})
+            return {name: result[output] for name, output in outputs}
+        return run
+
+    def _static(self, shape: tuple[int, ...]):
+        """The model reshaped to ``shape`` and compiled again (what ``benchmark_app -shape`` runs)."""
+        model = self.model.clone()
+        model.reshape({model.inputs[0]: self.ov.PartialShape(list(shape))})
+        return self._compile(model)
