@@ -6,7 +6,7 @@
 Per bundle, on one network input prepared from a camera-sized frame exactly as edgeseg prepares it:
 - ONNX Runtime: edgeseg's session vs a bare ``InferenceSession`` (defaults, same threads), per
   frame in alternation;
-- OpenVINO: edgeseg's session vs ``benchmark_app`` (-api sync -nireq 1 -hint latency, the
+- OpenVINO: edgeseg's session vs ``benchmark_app`` (-api sync, one request and one stream, the
   shape of the input, same threads and precision hint), in alternating blocks (another process);
 - LiteRT: edgeseg's session vs a bare ``Interpreter`` (same threads), per frame in alternation.
 Prints medians (ms) and edgeseg / vendor (< 1: edgeseg faster), then the CPU and its flags.
@@ -93,8 +93,9 @@ def benchmark_app(path: Path, x: np.ndarray, threads: int, precision_hint: str, 
     """Median latency (ms) that OpenVINO's benchmark_app reports for ``x``'s shape."""
     tool = shutil.which("benchmark_app") or str(Path(__import__("sys").executable).parent / "benchmark_app")
     shape = "[" + ",".join(map(str, x.shape)) + "]"
-    cmd = [tool, "-m", str(path), "-d", "CPU", "-shape", shape, "-api", "sync", "-nireq", "1", "-hint", "latency",
-           "-nthreads", str(threads), "-infer_precision", precision_hint, "-t", str(int(seconds))]
+    # -nthreads needs -hint none (a benchmark_app rule); one stream and one request is the latency setup
+    cmd = [tool, "-m", str(path), "-d", "CPU", "-shape", shape, "-api", "sync", "-nireq", "1", "-hint", "none",
+           "-nstreams", "1", "-nthreads", str(threads), "-infer_precision", precision_hint, "-t", str(int(seconds))]
     text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     match = re.search(r"Median:\s*([\d.]+)\s*ms", text)
     if not match:
