@@ -132,6 +132,16 @@ def test_onnxruntime_calibrates_in_bounded_chunks_with_one_shot_ranges(tiny_onnx
         assert groups >= 3 and batches == [1] * 7 * groups and max(outputs) < everything
         assert _scales(tmp_path / "grouped.onnx") == chunked  # a histogram is per tensor: the same ranges
 
+        # an ONNX Runtime without calibration caches: quantize_static's own stride loop, same chunks
+        import onnxruntime.quantization as ortq
+
+        quantize_static = ortq.quantize_static
+        monkeypatch.setattr(ortq, "quantize_static", lambda model, out, reader, **kw: quantize_static(model, out, reader, **kw))
+        batches.clear()
+        meta = quantize_onnx(tiny_onnx, tmp_path / "strided.onnx", calib, HW, leading=0, method=method)
+        assert batches == [1] * 7 and meta["tensor_groups"] == 1
+        assert _scales(tmp_path / "strided.onnx") == chunked
+
 
 def test_openvino_nncf_gets_a_streaming_dataset(tiny_onnx, calib, monkeypatch):
     require("openvino")
@@ -221,9 +231,14 @@ def test_tflite_calibrates_in_chunks_with_one_shot_statistics(calib, tmp_path, m
     assert sizes == [3, 3, 1]
     one_shot = tflite.calibrate(tflite._quantizer(src, "int8", []), name, calib, HW, chunk=7)
     assert sizes[3:] == [7]
-    assert chunked.keys() == one_shot.keys() and {"images", "conv1", "conv2"} <= set(chunked)
+    # ai-edge-quantizer's default mode, which holds every tensor of an image: the same statistics
+    preserved = tflite.calibrate(tflite._quantizer(src, "int8", []), name, calib, HW, chunk=7, profiler=False)
+    assert chunked.keys() == one_shot.keys() and {"images", "conv1", "conv2"} <= set(preserved) <= set(chunked)
     for tensor, stats in one_shot.items():  # running statistics: chunks resume where the last one stopped
         for key in ("min", "max"):
             np.testing.assert_allclose(chunked[tensor][key], stats[key], rtol=1e-6, atol=1e-7, err_msg=tensor)
+            if tensor in preserved:
+                np.testing.assert_allclose(np.ravel(preserved[tensor][key]), np.ravel(stats[key]), rtol=1e-6,
+                                           atol=1e-7, err_msg=tensor)
     tflite.quantize(src, tmp_path / "int8.tflite", "int8", calib, HW)  # the whole INT8 path on the tiny model
     assert (tmp_path / "int8.tflite").stat().st_size > 0
