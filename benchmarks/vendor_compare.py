@@ -4,11 +4,11 @@
         [--threads 2] [--rounds 5] [--seconds 6]
 
 Per bundle, on one network input prepared from a camera-sized frame exactly as edgeseg prepares it:
-- ONNX Runtime: edgeseg's session vs a bare ``InferenceSession`` (defaults, same threads), per
-  frame in alternation;
+- ONNX Runtime: edgeseg's session vs a bare ``InferenceSession`` (defaults, same threads), in
+  alternating blocks;
 - OpenVINO: edgeseg's session vs ``benchmark_app`` (-api sync, one request and one stream, the
   shape of the input, same threads and precision hint), in alternating blocks (another process);
-- LiteRT: edgeseg's session vs a bare ``Interpreter`` (same threads), per frame in alternation.
+- LiteRT: edgeseg's session vs a bare ``Interpreter`` (same threads), in alternating blocks.
 Prints medians (ms) and edgeseg / vendor (< 1: edgeseg faster), then the CPU and its flags.
 """
 
@@ -54,15 +54,12 @@ def timed(run, x, seconds: float) -> list[float]:
 
 
 def alternate(a, b, x, rounds: int, seconds: float) -> tuple[list[float], list[float]]:
-    """Frame-by-frame alternation within each round (both warm, same machine state)."""
+    """Blocks of ``seconds`` in alternation, the order swapped every round. Blocks, not single
+    frames: a runtime whose idle workers spin after a run would otherwise slow the one run next."""
     ta, tb = [], []
-    for _ in range(rounds):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            for run, into in ((a, ta), (b, tb)):
-                t0 = time.perf_counter()
-                run(x)
-                into.append(time.perf_counter() - t0)
+    for i in range(rounds):
+        for run, into in ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta)):
+            into += timed(run, x, seconds)
     return ta, tb
 
 

@@ -103,6 +103,9 @@ class SolverConfig:
     # the fractions warmup_iters / max_iter and steps / max_iter of it, and training ends at
     # progress 1, i.e. at max_iter or when the budget is spent, whichever comes first.
     max_minutes: float = 0.0
+    # > 0: evaluate and save an exponential moving average of the weights with this decay (about
+    # 1 / (1 - decay) steps long), e.g. 0.998; 0: the weights of the last step.
+    ema_decay: float = 0.0
 
 
 @dataclass

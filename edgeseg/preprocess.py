@@ -95,7 +95,13 @@ def preprocess(
     rh, rw = fit_size(h, w, input_hw) if input_hw else shortest_edge_size(h, w, min_size, max_size)
     resized = resize_image(image, (rh, rw))
     ph, pw = input_hw if input_hw else padded_size(rh, rw)
-    x = np.zeros((ph, pw, 3), dtype=np.float32)
-    x[:rh, :rw] = normalize(resized)
-    x = x[None] if layout == "NHWC" else x.transpose(2, 0, 1)[None]
-    return np.ascontiguousarray(x), ImageMeta((h, w), (rh, rw), (ph, pw))
+    if layout == "NHWC":
+        x = np.zeros((1, ph, pw, 3), dtype=np.float32)
+        x[0, :rh, :rw] = normalize(resized)
+    else:  # plane by plane into the padded input: a float HWC copy and its transpose took 10x longer
+        x = np.zeros((1, 3, ph, pw), dtype=np.float32)
+        for c, plane in enumerate(cv2.split(resized)):
+            out = x[0, c, :rh, :rw]
+            np.subtract(plane, PIXEL_MEAN[c], out=out, dtype=np.float32)
+            out /= PIXEL_STD[c]  # the same float32 steps as ``normalize``: the same values
+    return x, ImageMeta((h, w), (rh, rw), (ph, pw))

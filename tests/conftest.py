@@ -1,6 +1,46 @@
+import hashlib
+import shutil
+
 import pytest
 
 from tests.helpers import DETECTING, DETECTING_STEPS, require, scene_shapes, tiny_recipe
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reuse_traces(tmp_path_factory):
+    """The dynamo ONNX exporter and litert-torch spend 15-30 s tracing even the tiny model, and
+    the tests export the same model at the same size dozens of times: a file traced once for the
+    same weights, module structure, method settings, input size and options is copied instead of
+    traced again. Any other model (e.g. weights a test changed) is traced for real."""
+    import importlib
+
+    cache = tmp_path_factory.mktemp("traces")
+
+    def key(model, *options) -> str:
+        config = getattr(getattr(model, "model", model), "cfg", None)  # the method's settings
+        digest = hashlib.sha256(repr((model, config, model.training, options)).encode())
+        for name, value in model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def reusing(trace, suffix):
+        def traced(model, path, input_hw, *options):
+            copy = cache / f"{key(model, tuple(input_hw), *options)}{suffix}"
+            if not copy.exists():
+                trace(model, copy, input_hw, *options)
+            shutil.copyfile(copy, path)
+        return traced
+
+    onnx_format, tflite_format = (importlib.import_module(f"edgeseg.export.{n}") for n in ("onnx", "tflite"))
+    export_onnx = reusing(onnx_format.export_onnx, ".onnx")
+    patch = pytest.MonkeyPatch()
+    for name in ("onnx", "openvino", "tensorrt"):
+        patch.setattr(importlib.import_module(f"edgeseg.export.{name}"), "export_onnx",
+                      lambda model, path, input_hw, dynamic=False, opset=18: export_onnx(model, path, input_hw, bool(dynamic), opset))
+    patch.setattr(tflite_format, "convert", reusing(tflite_format.convert, ".tflite"))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 
 from edgeseg.errors import EdgesegError
-from edgeseg.postprocess.detections import mask_boxes
 from edgeseg.vis import draw_instances, save_image
+
+
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight xyxy boxes (pixel edges) around bool masks [K, H, W]; zeros for an empty mask."""
+    boxes = np.zeros((len(masks), 4), np.float32)
+    rows, cols = masks.any(2), masks.any(1)
+    for i, (r, c) in enumerate(zip(rows, cols)):
+        ys, xs = np.flatnonzero(r), np.flatnonzero(c)
+        if ys.size:
+            boxes[i] = xs[0], ys[0], xs[-1] + 1, ys[-1] + 1
+    return boxes
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:

@@ -177,7 +177,11 @@ class SyntheticSource:
         self.cache: dict[int, np.ndarray] = {}
 
     def open(self) -> None:
+        """Draws the scenes the frames will show up front: a camera delivers frames at no cost to
+        the pipeline, and a scene drawn mid-run (tens of ms at 1280) would stall it."""
         self.index = 0
+        for index in range(0, min(self.frames, self.scenes * self.hold), self.hold):
+            self.frame(index)
 
     def frame(self, index: int) -> np.ndarray:
         from edgeseg.data.shapes import render_image

@@ -25,6 +25,7 @@ from edgeseg.config import Recipe
 from edgeseg.data.coco import CocoDataset
 from edgeseg.engine.checkpoint import read_checkpoint, save_checkpoint
 from edgeseg.engine.data import StepBatchSampler, TrainStream, collate, training_dataset
+from edgeseg.engine.ema import WeightAverage
 from edgeseg.engine.predictor import TorchPredictor
 from edgeseg.errors import EdgesegError
 from edgeseg.evaluation.dataset_eval import evaluate_dataset
@@ -260,14 +261,19 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
     dtype = amp_dtype(solver.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
+    # The average (solver.ema_decay) is what is evaluated and saved as "model"; last.pt then keeps
+    # the live weights for resuming under train.live_model.
+    ema = WeightAverage(model, solver.ema_decay) if solver.ema_decay > 0 else None
     start, best_ap = 0, -1.0
     last_path = out / "last.pt"
     if resume:
         if not last_path.is_file():
             raise EdgesegError(f"{last_path}: nothing to resume from")
         state = read_checkpoint(last_path)
-        model.load_state_dict(state["model"])
         ts = state["train"]
+        model.load_state_dict(ts.get("live_model", state["model"]))
+        if ema is not None:
+            ema.load(state["model"], ts["step"])
         optimizer.load_state_dict(ts["optimizer"])
         scheduler.load_state_dict(ts["scheduler"])
         scaler.load_state_dict(ts["scaler"])
@@ -283,25 +289,29 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
     jsonl = JsonlLog(out / "log.jsonl", rank == 0, append=resume)
     progress = _progress(show_progress and rank == 0, solver.max_iter, start)
 
+    saved = ema.module if ema is not None else model
+
     def checkpoint(step: int, path: Path) -> None:
         if rank == 0:
             train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "scaler": scaler.state_dict(), "step": step, "best_ap": best_ap, "rng": _rng_state()}
-            save_checkpoint(path, model, recipe, train_set.class_names, train_state)
+            if ema is not None:
+                train_state["live_model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            save_checkpoint(path, saved, recipe, train_set.class_names, train_state)
 
     def run_eval(step: int) -> float:
         nonlocal best_ap
         if val_set is None or rank != 0:
             return -1.0
         model.eval()
-        report = evaluate_dataset(TorchPredictor(model, recipe, train_set.class_names, dtype), val_set)
+        report = evaluate_dataset(TorchPredictor(saved, recipe, train_set.class_names, dtype), val_set)
         model.train()
         ap = report["metrics"]["AP"] * 100
         jsonl.write(step=step, metric=report["metric"], eval=report["metrics"])
         log(f"step {step}: {report['metric']} {ap:.2f}  AP50 {report['metrics']['AP50'] * 100:.2f}")
         if ap > best_ap:
             best_ap = ap
-            save_checkpoint(out / "best.pt", model, recipe, train_set.class_names, extra={"step": step, "ap": ap, "metric": report["metric"]})
+            save_checkpoint(out / "best.pt", saved, recipe, train_set.class_names, extra={"step": step, "ap": ap, "metric": report["metric"]})
         return ap
 
     step = start
@@ -327,6 +337,8 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
                 torch.nn.utils.clip_grad_norm_(model.parameters(), solver.clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update(model)
             step += 1
             scheduler.tick()
             if progress:

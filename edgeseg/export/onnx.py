@@ -25,8 +25,8 @@ def is_available() -> bool:
 
 
 def export_onnx(model, path: Path, input_hw, dynamic: bool = False, opset: int = 18) -> None:
-    """``model`` is a DeployModel: its ``output_names`` name the graph's outputs."""
-    """Write a self-contained (no external .data) ONNX file; fails loudly, never half-written."""
+    """Write a self-contained (no external .data) ONNX file of ``model``, a DeployModel whose
+    ``output_names`` name the graph's outputs; fails loudly, never half-written."""
     import onnx
     import onnxslim
     import torch

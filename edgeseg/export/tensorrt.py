@@ -16,9 +16,9 @@ import numpy as np
 
 from edgeseg.errors import fail
 from edgeseg.export.calibration import calibration_inputs
-from edgeseg.export.onnx import ACTIVATIONS, QUANTIZED_OPS, export_onnx, fused_activations, quantizable_nodes
+from edgeseg.export.onnx import (ACTIVATIONS, QUANTIZED_OPS, export_onnx, fused_activations, quantizable_nodes,
+                                 quantize_static_streaming)
 from edgeseg.export.policy import next_fallback
-from edgeseg.export.quiet import quiet
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTALL_HINT = "pip install -c constraints.txt 'edgeseg[onnx]'"
@@ -47,27 +47,18 @@ def export(job) -> dict:
 
 
 def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
-    """TensorRT's explicit quantization wants symmetric INT8 (zero point 0) for activations too."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calibration_inputs(job.calib, job.input_hw))
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {"images": x}
+    """TensorRT's explicit quantization wants symmetric INT8 (zero point 0) for activations too.
+    Calibrated image by image like the ONNX Runtime export (bounded memory, see onnx.CALIB_CHUNK)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
 
     nodes = quantizable_nodes(src, job.int8.float_leading_layers, job.exclude)
     nodes += fused_activations(src, nodes)
-    with quiet():
-        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS + ACTIVATIONS,
-                        nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.Percentile,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "CalibMovingAverage": False, "CalibMaxIntermediateOutputs": 16})
-    return {"scheme": "QDQ S8S8 symmetric per-channel (TensorRT explicit)", "float_nodes": job.exclude}
+    options = {"quant_format": QuantFormat.QDQ, "activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8,
+               "per_channel": True, "op_types_to_quantize": QUANTIZED_OPS + ACTIVATIONS, "nodes_to_quantize": nodes,
+               "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "CalibMovingAverage": False}}
+    chunk, groups = quantize_static_streaming(src, dst, job.calib, job.input_hw, CalibrationMethod.Percentile, options)
+    return {"scheme": "QDQ S8S8 symmetric per-channel (TensorRT explicit)", "float_nodes": job.exclude,
+            "images_per_pass": chunk, "tensor_groups": groups}
 
 
 def collect_amax(onnx_path: Path, calib, input_hw, leading: int) -> dict[str, float]:

@@ -31,17 +31,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free form
 
 
-def mask_boxes(masks: np.ndarray) -> np.ndarray:
-    """Tight xyxy boxes (pixel edges) around bool masks [K, H, W]; zeros for an empty mask."""
-    boxes = np.zeros((len(masks), 4), np.float32)
-    rows, cols = masks.any(2), masks.any(1)
-    for i, (r, c) in enumerate(zip(rows, cols)):
-        ys, xs = np.flatnonzero(r), np.flatnonzero(c)
-        if ys.size:
-            boxes[i] = xs[0], ys[0], xs[-1] + 1, ys[-1] + 1
-    return boxes
-
-
 def input_to_original(boxes: np.ndarray, meta) -> np.ndarray:
     """xyxy boxes in network-input pixels -> original image pixels, clipped to the image."""
     (h, w), (rh, rw) = meta.original_hw, meta.resized_hw

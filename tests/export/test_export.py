@@ -280,17 +280,19 @@ def test_out_replaces_a_bundle_but_never_a_users_folder(tiny_model, tmp_path):
     result = run_cli("export", checkpoint, "--target", "onnx", "--imgsz", "128", "--out", notes)
     assert_one_line_error(result, str(notes), "not empty and is not a bundle")
     assert [p.name for p in notes.iterdir()] == ["todo.txt"] and (notes / "todo.txt").read_text() == "mine"
-    out = tmp_path / "bundle"
-    export_bundle(checkpoint, "onnx", out, imgsz="128", log=lambda *_: None)
-    first = read_bundle(out).meta["artifacts"]["model"]["sha256"]
     nested = tmp_path / "new" / "folders" / "bundle"  # folders that do not exist yet are created
     export_bundle(checkpoint, "onnx", nested, imgsz="128", log=lambda *_: None)
     assert read_bundle(nested).backend == "onnxruntime"
+    out = tmp_path / "bundle"
+    shutil.copytree(nested, out)
     shutil.rmtree(tmp_path / "new")
     export_bundle(checkpoint, "onnx", out, imgsz="96", log=lambda *_: None)  # an edgeseg bundle: replaced
     bundle = read_bundle(out)
-    assert bundle.input_hw == (96, 96) and first  # the dynamic ONNX itself is the same graph
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "notes"]
+    # a dynamic bundle runs at the size it was exported for (the recipe's 128/160, scaled to 96)
+    assert bundle.input_hw == (96, 96) and (bundle.meta["input"]["min_size"], bundle.meta["input"]["max_size"]) == (96, 120)
+    x, meta = Predictor(out).prepare(np.zeros((300, 200, 3), np.uint8))
+    assert meta.resized_hw == (120, 80) and x.shape[-2:] == (128, 96)
     check = bundle.meta["check"]["max_rel_diff_vs_pytorch"]  # the export ran the bundle beside PyTorch
     assert check["scores"] <= 1e-4 and check["masks"] <= 1e-4
     assert bundle.meta["outputs"] == {"kind": "query_masks", "names": ["scores", "masks"],
