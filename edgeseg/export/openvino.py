@@ -46,7 +46,7 @@ def _quantize(model, job):
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     # A sized, re-iterable view that reads the images again on every NNCF pass (a list held the
-    # whole preprocessed set: 554 MB at 608 px); NNCF's histogram statistics are running ones.
+    # whole preprocessed set: 554 MB at 608 px); NNCF's statistics are running ones.
     data = CalibrationInputs(job.calib, job.input_hw)
     names = leading_float_layers(weighted_ops(model), job.int8.float_leading_layers) + job.exclude + activation_matmuls(model) + output_resizes(model)
     ignored = nncf.IgnoredScope(names=names, types=FLOAT_TYPES, validate=False)
