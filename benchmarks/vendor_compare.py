@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.bench.measure import CAMERA_HW, parse_frame_size
+from edgeseg.bench.measure import CAMERA_HW
 from edgeseg.bench.system import system_info
 from edgeseg.runtime import Predictor
 
@@ -39,7 +39,7 @@ def frame(args) -> np.ndarray:
         if not ok:
             raise SystemExit(f"{args.frame}: cannot read a frame")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    from edgeseg.demo.sources import SyntheticSource
+    from edgeseg.demo.sources import SyntheticSource, parse_frame_size
 
     return SyntheticSource(frames=1, hw=parse_frame_size(args.frame_size) or CAMERA_HW).frame(0)
 

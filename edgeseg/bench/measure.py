@@ -13,6 +13,7 @@ import numpy as np
 
 from edgeseg.bench.memory import peak_memory_mib
 from edgeseg.bench.system import load_average, system_info
+from edgeseg.demo.sources import SyntheticSource, parse_frame_size
 from edgeseg.errors import EdgesegError
 
 
@@ -40,19 +41,6 @@ def describe(path: Path, predictor) -> tuple[str, str, float]:
     return bundle.meta.get("target", {}).get("format", bundle.backend), bundle.meta["precision"], size / 2**20
 
 
-def parse_frame_size(text: str | None) -> tuple[int, int] | None:
-    """'1280x720' -> (720, 1280) as (height, width)."""
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise EdgesegError(f"--frame-size {text}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
-    if not (16 <= min(w, h) and max(w, h) <= 8192):
-        raise EdgesegError(f"--frame-size {text}: each side must be 16 to 8192 pixels")
-    return h, w
-
-
 def load_frames(data: str | None, count: int, frame_hw: tuple[int, int] | None = None) -> list[np.ndarray]:
     """Up to ``count`` distinct frames as a camera would deliver them: the val images with --data
     (at their own sizes, or resized to ``frame_hw``), else synthetic frames of ``frame_hw``
@@ -68,8 +56,6 @@ def load_frames(data: str | None, count: int, frame_hw: tuple[int, int] | None =
         if frame_hw:
             images = [cv2.resize(im, frame_hw[::-1], interpolation=cv2.INTER_LINEAR) for im in images]
         return images
-    from edgeseg.demo.sources import SyntheticSource
-
     source = SyntheticSource(frames=count, hw=frame_hw or CAMERA_HW)
     return [source.frame(i) for i in range(count)]
 

@@ -168,8 +168,8 @@ class SyntheticSource:
                  hw: tuple[int, int] | None = None):
         if frames < 1:
             raise EdgesegError(f"synthetic:{frames}: the frame count must be at least 1")
-        if hw is not None and not (16 <= min(hw) and max(hw) <= 8192):
-            raise EdgesegError(f"synthetic frames of {hw[1]}x{hw[0]}: each side must be 16 to 8192 pixels")
+        if hw is not None:
+            check_frame_size(hw, f"synthetic frames of {hw[1]}x{hw[0]}")
         self.hw = tuple(hw) if hw else (size, size)
         self.frames, self.size, self.seed, self.scenes, self.hold = frames, max(self.hw), seed, scenes, hold
         self.name = f"synthetic:{frames}" + (f":{self.hw[1]}x{self.hw[0]}" if hw else "")
@@ -204,13 +204,34 @@ class SyntheticSource:
         pass
 
 
+FRAME_SIDES = (16, 8192)  # pixels, the smallest and largest side of a frame size given in WxH
+
+
+def check_frame_size(hw: tuple[int, int], what: str) -> None:
+    if not (FRAME_SIDES[0] <= min(hw) and max(hw) <= FRAME_SIDES[1]):
+        raise EdgesegError(f"{what}: each side must be {FRAME_SIDES[0]} to {FRAME_SIDES[1]} pixels")
+
+
+def parse_frame_size(text: str | None, option: str = "--frame-size") -> tuple[int, int] | None:
+    """'1280x720' -> (720, 1280) as (height, width); None for None; one-line errors naming ``option``."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"(\d+)[xX](\d+)", str(text).strip())
+    if not match:
+        raise EdgesegError(f"{option} {text}: expected WIDTHxHEIGHT, e.g. 1280x720")
+    w, h = (int(v) for v in match.groups())
+    check_frame_size((h, w), f"{option} {text}")
+    return h, w
+
+
 def parse_source(spec: str):
     """A source object for the ``--source`` string; a one-line error for anything else."""
     text = str(spec).strip()
-    match = re.fullmatch(r"synthetic(?::(\d+)(?::(\d+)x(\d+))?)?", text)
+    match = re.fullmatch(r"synthetic(?::(\d+)(?::(\S+))?)?", text)
     if match:
-        frames, w, h = match.groups()
-        return SyntheticSource(int(frames) if frames else 300, hw=(int(h), int(w)) if w else None)
+        frames, size = match.groups()
+        hw = parse_frame_size(size, f"--source {text}") if size else None
+        return SyntheticSource(int(frames) if frames else 300, hw=hw)
     if text.isdigit():
         return CaptureSource(int(text))
     if re.fullmatch(r"/dev/video\d+", text):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgeseg.demo.sources import (CaptureSource, ImageFolderSource, SyntheticSource, VideoFileSource,
-                                  parse_source)
+                                  parse_frame_size, parse_source)
 from edgeseg.errors import EdgesegError
 
 
@@ -21,6 +21,7 @@ def read_all(source):
 def test_parse_source_forms(tmp_path):
     assert isinstance(parse_source("synthetic"), SyntheticSource)
     assert parse_source("synthetic:7").frames == 7
+    assert parse_source("synthetic:7:1280x720").hw == (720, 1280)
     assert isinstance(parse_source("0"), CaptureSource) and parse_source("0").spec == 0
     assert isinstance(parse_source("rtsp://10.0.0.2/stream"), CaptureSource)
     (tmp_path / "a.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
@@ -33,10 +34,22 @@ def test_parse_source_forms(tmp_path):
     ("webcam", "not found; expected a camera index"),
     ("/dev/video97", "no such camera device"),
     ("synthetic:0", "at least 1"),
+    ("synthetic:5:1280", "--source synthetic:5:1280 1280: expected WIDTHxHEIGHT"),
+    ("synthetic:5:8x720", "--source synthetic:5:8x720 8x720: each side must be 16 to 8192 pixels"),
 ])
 def test_bad_source_strings(spec, message):
     with pytest.raises(EdgesegError, match=message):
         parse_source(spec).open()
+
+
+def test_frame_sizes_are_width_by_height_with_one_line_errors():
+    assert parse_frame_size("1280x720") == (720, 1280) and parse_frame_size(None) is None
+    for text, message in [("1280", "expected WIDTHxHEIGHT"), ("x720", "expected WIDTHxHEIGHT"),
+                          ("1280x-720", "expected WIDTHxHEIGHT"), ("9000x720", "each side must be 16 to 8192")]:
+        with pytest.raises(EdgesegError, match=f"^--frame-size {text}: {message}"):
+            parse_frame_size(text)
+    with pytest.raises(EdgesegError, match="synthetic frames of 4x4: each side"):
+        SyntheticSource(frames=1, hw=(4, 4))
 
 
 def test_camera_index_that_does_not_exist():
