@@ -93,7 +93,11 @@ def eval_(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or
     report = evaluate_model(model, data, out, device, threads, class_agnostic)
     for iou_type, part in report["by_type"].items():
         typer.echo(f"{iou_type}:\n{part['summary'].rstrip()}")
-    _echo(f"{report['metric']} {report['metrics']['AP'] * 100:.2f}; results: {report['results_path']}")
+    from edgeseg.postprocess import METRIC_NAMES
+
+    also = "".join(f"; {METRIC_NAMES[t]} {part['metrics']['AP'] * 100:.2f}" for t, part in report["by_type"].items()
+                   if t != report["iou_type"])
+    _echo(f"{report['metric']} {report['metrics']['AP'] * 100:.2f}{also}; results: {report['results_path']}")
 
 
 @app.command()
@@ -193,10 +197,12 @@ def demo(model: Path = typer.Argument(..., help="A bundle folder (or a checkpoin
 
 
 @app.command("import")
-def import_(official: Path = typer.Argument(..., help="Official SparseInst .pth (detectron2 format)."),
-            config: str = typer.Option(..., "--config", help="r50_giam, r50vd_giam, r50_iam or r50_giam_soft"),
+def import_(official: Path = typer.Argument(..., help="Official checkpoint: SparseInst .pth (detectron2 "
+                                                    "format) or AdaMixer .pth (mmdet format)."),
+            config: str = typer.Option(..., "--config", help="SparseInst: r50_giam, r50vd_giam, r50_iam, "
+                                                             "r50_giam_soft; AdaMixer: adamixer_r50_1x"),
             out: Path = typer.Option(..., "--out")):
-    """Convert an official hustvl/SparseInst checkpoint into an edgeseg checkpoint."""
+    """Convert an official SparseInst or AdaMixer checkpoint into an edgeseg checkpoint."""
     from edgeseg.workflows import import_official
 
     import_official(official, config, out)

@@ -69,11 +69,11 @@ def predict_images(model_path, images, out, score: float | None = None, device=N
 
 
 def import_official(path, config: str, out) -> None:
-    """An official SparseInst checkpoint (detectron2 format) as an edgeseg checkpoint."""
+    """An official checkpoint (the method owning ``config`` reads its format) as an edgeseg checkpoint."""
     from edgeseg.engine.checkpoint import save_checkpoint
-    from edgeseg.models.sparseinst.convert import build_official
+    from edgeseg.models.registry import import_official_checkpoint
 
-    model, recipe, class_names = build_official(path, config)
+    model, recipe, class_names = import_official_checkpoint(path, config)
     save_checkpoint(out, model, recipe, class_names, extra={"imported_from": Path(path).name})
 
 

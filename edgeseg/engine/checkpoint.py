@@ -14,7 +14,7 @@ from edgeseg import __version__
 from edgeseg.config import Recipe, recipe_from_dict, recipe_to_dict
 from edgeseg.errors import EdgesegError, fail
 from edgeseg.io import write_bytes
-from edgeseg.models.registry import create_model, get_method
+from edgeseg.models.registry import create_model, output_kind_of
 from edgeseg.models.weights import check_finite, load_state_strict, safe_load
 
 
@@ -22,7 +22,7 @@ def save_checkpoint(path, model, recipe: Recipe, class_names, train_state: dict 
     state = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": {"edgeseg": __version__, "recipe": recipe_to_dict(recipe), "class_names": list(class_names),
-                 "output_kind": get_method(recipe.model.name).output_kind, **(extra or {})},
+                 "output_kind": output_kind_of(recipe.model), **(extra or {})},
     }
     if train_state is not None:
         state["train"] = train_state

@@ -16,21 +16,24 @@ from edgeseg.models.registry import get_method
 from edgeseg.preprocess import SIZE_DIVISOR, normalize, padded_size
 
 
-def training_dataset(spec, model_name: str) -> CocoDataset | ImageFolder:
-    """Open a training set, refusing one whose supervision the model cannot train with."""
+def training_dataset(spec, model) -> CocoDataset | ImageFolder:
+    """Open a training set, refusing one whose supervision the model cannot train with.
+    ``model``: the ModelConfig (or a method name: its default settings)."""
     dataset = open_dataset(spec)
-    check_supervision(dataset, model_name)
+    check_supervision(dataset, model)
     return dataset
 
 
-def check_supervision(dataset: CocoDataset | ImageFolder, model_name: str) -> None:
+def check_supervision(dataset: CocoDataset | ImageFolder, model) -> None:
     """A dataset gives its own kind and the weaker ones (masks -> boxes, points -> boxes, any -> none)."""
-    method = get_method(model_name)
-    if not set(method.supervision) & set(dataset.gives):
+    method = get_method(model if isinstance(model, str) else model.name)
+    section = method.config() if isinstance(model, str) else model.method
+    kinds = method.supervision_for(section)
+    if not set(kinds) & set(dataset.gives):
         has = "no annotations" if dataset.supervision == "none" else f"{dataset.supervision} annotations"
         note = f" ({dataset.supervision_note})" if dataset.supervision_note else ""
         raise fail(dataset.source, f"has {has}{note}, but {method.name} trains with "
-                                   f"{' or '.join(method.supervision)}")
+                                   f"{' or '.join(kinds)}")
 
 
 class TrainStream(Dataset):

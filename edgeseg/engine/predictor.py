@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from edgeseg.config import Recipe
-from edgeseg.models.registry import get_method
+from edgeseg.models.registry import output_kind_of
 from edgeseg.postprocess import Detections, check_score, output_kind, postprocess
 from edgeseg.preprocess import preprocess
 
@@ -19,7 +19,7 @@ class TorchPredictor:
         self.class_names = list(class_names)
         self.amp_dtype = amp_dtype
         self.device = next(model.parameters()).device
-        self.kind = output_kind(get_method(recipe.model.name).output_kind)
+        self.kind = output_kind(output_kind_of(recipe.model))
         self.thresholds = vars(recipe.model.inference)
         self.score = check_score(self.thresholds["score_threshold"] if score is None else score)
 

@@ -30,6 +30,7 @@ from edgeseg.engine.predictor import TorchPredictor
 from edgeseg.errors import EdgesegError
 from edgeseg.evaluation.dataset_eval import evaluate_dataset
 from edgeseg.models.registry import create_model
+from edgeseg.postprocess import METRIC_NAMES
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:
@@ -212,7 +213,7 @@ def prepare_data(recipe: Recipe, rank: int) -> tuple[CocoDataset, CocoDataset | 
         ensure_dataset(recipe.data)
     if dist.is_initialized():
         dist.barrier()
-    train = training_dataset(recipe.data.train, recipe.model.name)
+    train = training_dataset(recipe.data.train, recipe.model)
     val = CocoDataset(recipe.data.val) if recipe.data.val else None
     if val is not None and val.class_names != train.class_names:
         raise EdgesegError(f"{val.json_path}: class names differ from the training set's")
@@ -307,8 +308,11 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
         report = evaluate_dataset(TorchPredictor(saved, recipe, train_set.class_names, dtype), val_set)
         model.train()
         ap = report["metrics"]["AP"] * 100
-        jsonl.write(step=step, metric=report["metric"], eval=report["metrics"])
-        log(f"step {step}: {report['metric']} {ap:.2f}  AP50 {report['metrics']['AP50'] * 100:.2f}")
+        others = {METRIC_NAMES[t]: r["metrics"]["AP"] * 100 for t, r in report["by_type"].items()
+                  if t != report["iou_type"]}
+        jsonl.write(step=step, metric=report["metric"], eval=report["metrics"], **{"also": others} if others else {})
+        also = "".join(f"  {name} {value:.2f}" for name, value in others.items())
+        log(f"step {step}: {report['metric']} {ap:.2f}  AP50 {report['metrics']['AP50'] * 100:.2f}{also}")
         if ap > best_ap:
             best_ap = ap
             save_checkpoint(out / "best.pt", saved, recipe, train_set.class_names, extra={"step": step, "ap": ap, "metric": report["metric"]})

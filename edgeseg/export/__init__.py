@@ -259,21 +259,21 @@ def _common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, dig
     import torch
 
     from edgeseg.config import recipe_to_dict
-    from edgeseg.models.registry import get_method
+    from edgeseg.models.registry import output_kind_of, supervision_of
     from edgeseg.postprocess import output_kind
     from edgeseg.preprocess import PIXEL_MEAN, PIXEL_STD
 
     inf = recipe.model.inference
-    method = get_method(recipe.model.name)
+    kind = output_kind_of(recipe.model)
     return {
-        "model": {"name": recipe.model.name, "config": recipe_to_dict(recipe)["model"], "supervision": list(method.supervision)},
+        "model": {"name": recipe.model.name, "config": recipe_to_dict(recipe)["model"], "supervision": list(supervision_of(recipe.model))},
         "class_names": list(class_names),
         "input": {"name": "images", "height": input_hw[0], "width": input_hw[1], "layout": spec.layout,
                   "dtype": "float32", "dynamic": spec.dynamic, "min_size": sizes[0], "max_size": sizes[1],
                   "size_divisor": 32},
         "preprocess": {"color": "RGB", "mean": PIXEL_MEAN.tolist(), "std": PIXEL_STD.tolist(),
                        "resize": "shortest edge (dynamic) or fit into the input (static); pad bottom/right"},
-        "outputs": {"kind": method.output_kind, "names": list(output_kind(method.output_kind).outputs)},
+        "outputs": {"kind": kind, "names": list(output_kind(kind).outputs)},
         "postprocess": {"cls_threshold": inf.cls_threshold, "mask_threshold": inf.mask_threshold,
                         "max_detections": inf.max_detections, "score_threshold": inf.score_threshold},
         "precision": precision,
@@ -287,11 +287,11 @@ def _float_ap(model, recipe, input_hw, dynamic, val, sizes) -> float:
     import torch
 
     from edgeseg.evaluation.dataset_eval import evaluate_dataset
-    from edgeseg.models.registry import get_method
+    from edgeseg.models.registry import output_kind_of
     from edgeseg.postprocess import postprocess
     from edgeseg.preprocess import preprocess
 
-    kind, thresholds = get_method(recipe.model.name).output_kind, vars(recipe.model.inference)
+    kind, thresholds = output_kind_of(recipe.model), vars(recipe.model.inference)
 
     def predict(image, name="image", score=None):
         if dynamic:

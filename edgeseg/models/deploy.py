@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgeseg.models.registry import get_method
+from edgeseg.models.registry import output_kind_of
 from edgeseg.postprocess import output_kind
 
 
@@ -15,7 +15,7 @@ class DeployModel(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.output_names = output_kind(get_method(model.cfg.name).output_kind).outputs
+        self.output_names = output_kind(output_kind_of(model.cfg)).outputs
         for layer in model.modules():  # the one switch to export-only forms (same numbers, portable ops)
             if hasattr(layer, "for_export"):
                 layer.for_export = True

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from edgeseg.errors import EdgesegError
 
 # The method folders under edgeseg/models/.
-METHOD_PACKAGES = ("sparseinst",)
+METHOD_PACKAGES = ("sparseinst", "adamixer")
 SUPERVISION_KINDS = ("masks", "boxes", "points", "none")
 
 
@@ -32,9 +33,22 @@ class Method:
     name: str
     config: type  # dataclass of the recipe section ``model.<name>`` (ModelConfig.method)
     model: str  # "module:Class"; the class takes the ModelConfig
-    output_kind: str  # a key of edgeseg.postprocess.OUTPUT_KINDS
-    supervision: tuple[str, ...]  # annotation kinds it can train with, from SUPERVISION_KINDS
+    # A key of edgeseg.postprocess.OUTPUT_KINDS, or a function of the method's config section
+    # that picks one (a model whose optional head adds an output, e.g. AdaMixer's mask head).
+    output_kind: str | Callable[[Any], str]
+    # Annotation kinds it can train with (from SUPERVISION_KINDS), or a function of its config.
+    supervision: tuple[str, ...] | Callable[[Any], tuple[str, ...]]
     int8: Int8Policy = field(default_factory=Int8Policy)
+    # "module" whose OFFICIAL_RECIPES (``edgeseg import --config`` name -> recipe) and
+    # build_official(path, config) import the method's official checkpoints; "" for none.
+    importer: str = ""
+
+    def kind_for(self, section) -> str:
+        """The output kind of a model built from config section ``section`` (ModelConfig.method)."""
+        return self.output_kind(section) if callable(self.output_kind) else self.output_kind
+
+    def supervision_for(self, section) -> tuple[str, ...]:
+        return self.supervision(section) if callable(self.supervision) else self.supervision
 
 
 METHODS: dict[str, Method] = {}
@@ -43,7 +57,7 @@ METHODS: dict[str, Method] = {}
 def register_method(method: Method) -> Method:
     if method.name in METHODS and METHODS[method.name] != method:
         raise ValueError(f"method {method.name!r} registered twice")
-    unknown = set(method.supervision) - set(SUPERVISION_KINDS)
+    unknown = set() if callable(method.supervision) else set(method.supervision) - set(SUPERVISION_KINDS)
     if unknown:
         raise ValueError(f"method {method.name!r}: unknown supervision {sorted(unknown)}")
     METHODS[method.name] = method
@@ -65,6 +79,34 @@ def get_method(name: str) -> Method:
 def method_names() -> list[str]:
     _discover()
     return sorted(METHODS)
+
+
+def official_configs() -> dict[str, str]:
+    """Every ``edgeseg import --config`` name -> the method that imports it."""
+    _discover()
+    out = {}
+    for method in METHODS.values():
+        if method.importer:
+            out.update(dict.fromkeys(importlib.import_module(method.importer).OFFICIAL_RECIPES, method.name))
+    return out
+
+
+def import_official_checkpoint(path, config: str):
+    """(model, recipe, class names) from an official checkpoint, by the method owning ``config``."""
+    configs = official_configs()
+    if config not in configs:
+        raise EdgesegError(f"--config {config}: unknown; valid: {', '.join(configs)}")
+    return importlib.import_module(METHODS[configs[config]].importer).build_official(path, config)
+
+
+def output_kind_of(cfg) -> str:
+    """The output kind of the model a ModelConfig builds."""
+    return get_method(cfg.name).kind_for(cfg.method)
+
+
+def supervision_of(cfg) -> tuple[str, ...]:
+    """The annotation kinds the model a ModelConfig builds can train with."""
+    return get_method(cfg.name).supervision_for(cfg.method)
 
 
 def create_model(cfg):

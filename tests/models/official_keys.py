@@ -98,3 +98,57 @@ OFFICIAL = {
     "r50_iam": lambda: {**detectron2_r50(), **sparseinst_head("BaseIAMDecoder")},
     "r50_giam_soft": lambda: {**detectron2_r50(), **sparseinst_head("GroupIAMSoftDecoder")},
 }
+
+
+def torchvision_r50(prefix="backbone"):
+    """mmdet's ResNet-50 (style 'pytorch', torchvision names) with BatchNorm statistics."""
+    def bn(p, ch):
+        return {f"{p}.{k}": (ch,) for k in FROZEN_BN} | {f"{p}.num_batches_tracked": ()}
+
+    keys = {f"{prefix}.conv1.weight": (64, 3, 7, 7), **bn(f"{prefix}.bn1", 64)}
+    in_ch = 64
+    for i, (blocks, width) in enumerate(((3, 64), (4, 128), (6, 256), (3, 512)), start=1):
+        out = width * 4
+        for b in range(blocks):
+            p = f"{prefix}.layer{i}.{b}"
+            keys[f"{p}.conv1.weight"] = (width, in_ch if b == 0 else out, 1, 1)
+            keys[f"{p}.conv2.weight"] = (width, width, 3, 3)
+            keys[f"{p}.conv3.weight"] = (out, width, 1, 1)
+            keys.update(bn(f"{p}.bn1", width) | bn(f"{p}.bn2", width) | bn(f"{p}.bn3", out))
+            if b == 0:
+                keys[f"{p}.downsample.0.weight"] = (out, in_ch, 1, 1)
+                keys.update(bn(f"{p}.downsample.1", out))
+        in_ch = out
+    return keys
+
+
+def adamixer_r50_1x(classes=80, queries=100, stages=6, d=256, heads=8, ffn=2048, groups=4, p_in=32, p_out=128):
+    """MCG-NJU/AdaMixer ``adamixer_r50_1x_coco.py``: mmdet ResNet-50, ChannelMapping neck,
+    InitialQueryGenerator, 6 AdaMixerDecoderStage (mmcv MultiheadAttention / FFN naming)."""
+    keys = torchvision_r50()
+    for i, ch in enumerate((256, 512, 1024, 2048)):
+        keys[f"neck.lateral_convs.{i}.conv.weight"] = (d, ch, 1, 1)
+        keys[f"neck.lateral_convs.{i}.conv.bias"] = (d,)
+    keys |= {"neck.gn_out.weight": (d,), "neck.gn_out.bias": (d,),
+             "rpn_head.init_proposal_bboxes.weight": (queries, 4),
+             "rpn_head.init_content_features.weight": (queries, d)}
+    c = d // groups
+    for s in range(stages):
+        p = f"roi_head.bbox_head.{s}"
+        linear = {
+            "attention.attn.out_proj": (d, d), "ffn.layers.0.0": (ffn, d), "ffn.layers.1": (d, ffn),
+            "cls_fcs.0": (d, d), "reg_fcs.0": (d, d), "fc_cls": (classes, d), "fc_reg": (4, d),
+            "sampling_n_mixing.sampling_offset_generator.0": (groups * p_in * 3, d),
+            "sampling_n_mixing.adaptive_mixing.parameter_generator.0": (groups * (c * c + p_in * p_out), d),
+            "sampling_n_mixing.adaptive_mixing.out_proj": (d, c * p_out * groups),
+        }
+        for name, (o, i_) in linear.items():
+            keys[f"{p}.{name}.weight"] = (o, i_)
+            keys[f"{p}.{name}.bias"] = (o,)
+        for norm in ("attention_norm", "ffn_norm", "cls_fcs.1", "reg_fcs.1", "sampling_n_mixing.norm"):
+            keys[f"{p}.{norm}.weight"] = (d,)
+            keys[f"{p}.{norm}.bias"] = (d,)
+        keys[f"{p}.attention.attn.in_proj_weight"] = (3 * d, d)
+        keys[f"{p}.attention.attn.in_proj_bias"] = (3 * d,)
+        keys[f"{p}.iof_tau"] = (heads,)
+    return keys

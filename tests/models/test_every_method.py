@@ -7,13 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeseg.models.registry import get_method, method_names
+from edgeseg.models.registry import method_names, output_kind_of
 from edgeseg.postprocess import Detections, output_kind
 from tests.helpers import require, tiny_overrides
 
 # Per method: the recipe to start from and --set overrides that make it tiny and fast.
 TINY = {
     "sparseinst": ("quickstart", []),
+    "adamixer": ("adamixer_shapes", [
+        "model.adamixer.num_queries=8", "model.adamixer.num_stages=2", "model.adamixer.content_dim=32",
+        "model.adamixer.feat_channels=32", "model.adamixer.heads=4", "model.adamixer.ffn_dim=64",
+        "model.adamixer.in_points=4", "model.adamixer.out_points=4", "model.adamixer.mask_head.channels=16",
+        "model.adamixer.mask_head.convs=1"]),
 }
 FORMATS = [("onnx", "onnx"), ("openvino", "openvino"), ("jetson", "onnx")]  # target, module that must import
 
@@ -35,7 +40,10 @@ def method_checkpoint(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     data = tiny_shapes(root / "shapes")
     base, extra = TINY[request.param]
-    recipe = load_recipe(base, tiny_overrides(data, root / "run") + extra)
+    # the shared tiny settings, less other methods' sections
+    shared = [s for s in tiny_overrides(data, root / "run")
+              if not s.startswith("model.") or s.startswith(("model.backbone.", f"model.{request.param}."))]
+    recipe = load_recipe(base, shared + extra)
     torch.manual_seed(0)
     model = create_model(recipe.model).eval()
     path = root / "model.pt"
@@ -48,8 +56,8 @@ def test_forward_and_postprocess_of_its_kind(method_checkpoint):
     from edgeseg.predictor import load_predictor
 
     name, path = method_checkpoint
-    kind = output_kind(get_method(name).output_kind)
     model, _, _ = load_model(path)
+    kind = output_kind(output_kind_of(model.cfg))
     predictor = load_predictor(path)
     image = np.random.default_rng(0).integers(0, 256, (90, 150, 3), dtype=np.uint8)
     x, meta = predictor.prepare(image)
@@ -75,9 +83,9 @@ def test_export_and_fp32_parity(method_checkpoint, target, module, tmp_path):
     out = tmp_path / target
     export_bundle(path, target, out, precision="fp32", imgsz="128", log=lambda *_: None)
     bundle = read_bundle(out)
-    kind = output_kind(get_method(name).output_kind)
-    assert bundle.outputs["kind"] == kind.name and bundle.outputs["names"] == list(kind.outputs)
     model, _, _ = load_model(path)
+    kind = output_kind(output_kind_of(model.cfg))
+    assert bundle.outputs["kind"] == kind.name and bundle.outputs["names"] == list(kind.outputs)
     predictor = Predictor(out, backend="onnxruntime" if bundle.backend == "tensorrt" else None)
     sizes = [(128, 128), (96, 160)] if bundle.dynamic else [(128, 128)]
     for h, w in sizes:

@@ -12,4 +12,5 @@ METHOD = register_method(Method(
     int8=Int8Policy(float_leading_layers=2, float_ops=(
         "sigmoid/softmax, IAM normalisation, activation MatMuls (IAM pooling, mask product, PPM), "
         "score product/sqrt, mask resize, first two weighted layers")),
+    importer="edgeseg.models.sparseinst.convert",
 ))

@@ -7,19 +7,13 @@ queries; dice + BCE on matched masks; objectness regressed (BCE) to the IoU of t
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from edgeseg.models.losses import mean_instances, sigmoid_focal_loss
 from edgeseg.models.sparseinst.config import LossConfig
 
-
-def sigmoid_focal_loss(logits, targets, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    p = logits.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-    return (alpha_t * ce * (1 - p_t) ** gamma).sum()
+__all__ = ["dice_loss", "hungarian_match", "mask_iou", "sigmoid_focal_loss", "sparseinst_losses"]
 
 
 def dice_score(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -70,15 +64,6 @@ def hungarian_match(outputs, labels: list[torch.Tensor], masks: list[torch.Tenso
     return indices
 
 
-def _mean_instances(targets, device) -> float:
-    count = torch.tensor([float(sum(len(t["labels"]) for t in targets))], device=device)
-    world = 1
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(count)
-        world = dist.get_world_size()
-    return max(count.item() / world, 1.0)
-
-
 def sparseinst_losses(outputs: dict, targets: list[dict], cfg: LossConfig, num_classes: int) -> dict:
     """Weighted losses. ``targets[i]``: ``labels`` [n] int64, ``masks`` [n, H, W] at input size."""
     outputs = {k: v.float() for k, v in outputs.items()}
@@ -87,7 +72,7 @@ def sparseinst_losses(outputs: dict, targets: list[dict], cfg: LossConfig, num_c
     with torch.no_grad():
         masks_per_image = [resize_targets(t["masks"].float(), pred_masks.shape[-2:]).flatten(1) for t in targets]
     indices = hungarian_match(outputs, labels_per_image, masks_per_image, cfg.matcher_alpha, cfg.matcher_beta)
-    num_instances = _mean_instances(targets, outputs["pred_logits"].device)
+    num_instances = mean_instances(targets, outputs["pred_logits"].device)
     logits = outputs["pred_logits"]
 
     batch_idx = torch.cat([torch.full_like(src, b) for b, (src, _) in enumerate(indices)])
