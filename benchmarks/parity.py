@@ -1,4 +1,5 @@
-"""FP32 bundles against PyTorch on every val image: max |mask probability| and |score| differences.
+"""FP32 bundles against PyTorch on every val image, per output of the model's kind: max |score|
+difference, max |box| difference in input pixels, max |mask probability| difference.
 
     python benchmarks/parity.py runs/quickstart/train/best.pt runs/export/onnx_fp32 ... --data data/shapes/val
 """
@@ -16,6 +17,9 @@ from edgeseg.engine.checkpoint import load_model
 from edgeseg.postprocess import sigmoid
 from edgeseg.runtime import Predictor
 
+# How each output is compared: masks are logits, compared as probabilities.
+MEASURES = {"scores": ("score", lambda a: a), "boxes": ("box px", lambda a: a), "masks": ("mask prob", sigmoid)}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -27,22 +31,20 @@ def main() -> None:
     val = CocoDataset(args.data)
     for path in args.bundles:
         predictor = Predictor(path)
-        worst_prob = worst_score = 0.0
-        worst_image = None
+        worst: dict[str, tuple[float, str]] = {}
         for i in range(len(val)):
             x, _ = predictor.prepare(val.load_image(i))
             got = predictor.raw(x)
-            scores, masks = got["scores"], got["masks"]
             nchw = x.transpose(0, 3, 1, 2) if predictor.layout == "NHWC" else x
             with torch.no_grad():
                 ref = model.deploy_outputs(model(torch.from_numpy(np.ascontiguousarray(nchw))))
-                ref_scores, ref_masks = ref["scores"], ref["masks"]
-            prob = float(np.abs(sigmoid(masks) - sigmoid(ref_masks[0].numpy())).max())
-            if prob > worst_prob:
-                worst_prob, worst_image = prob, val.records[i]["file_name"]
-            worst_score = max(worst_score, float(np.abs(scores - ref_scores[0].numpy()).max()))
-        print(f"{path}: {len(val)} images, max |mask prob diff| {worst_prob:.2e} ({worst_image}), "
-              f"max |score diff| {worst_score:.2e}")
+            for name, value in got.items():
+                f = MEASURES.get(name, (name, lambda a: a))[1]
+                diff = float(np.abs(f(np.asarray(value, np.float32)) - f(ref[name][0].numpy())).max())
+                if diff >= worst.get(name, (-1.0, ""))[0]:
+                    worst[name] = (diff, val.records[i]["file_name"])
+        parts = [f"max |{MEASURES.get(n, (n,))[0]} diff| {d:.2e} ({image})" for n, (d, image) in worst.items()]
+        print(f"{path}: {len(val)} images, " + ", ".join(parts))
 
 
 if __name__ == "__main__":

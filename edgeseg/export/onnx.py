@@ -156,6 +156,37 @@ CALIBRATOR_OPTIONS = {"CalibTensorRangeSymmetric": "symmetric", "CalibMovingAver
                       "CalibMaxIntermediateOutputs": "max_intermediate_outputs", "CalibPercentile": "percentile"}
 
 
+def zero_based_collector(calibrator):
+    """ORT's histogram collector, except for a tensor whose first absolute values all have nearly
+    the same magnitude (an AdaMixer export hit one): ORT bins them over [min, max], too narrow for
+    2048 distinct float32 bins, and fails ("Too many bins for data range"). Such a tensor is
+    binned over [0, max] instead (percentile ranges are of |x|); every other tensor, and every
+    later batch, is collected by ORT unchanged."""
+    import numpy as np
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    class ZeroBasedHistograms(HistogramCollector):
+        def collect_absolute_value(self, name_to_arr):
+            for tensor, arrays in name_to_arr.items():
+                if tensor in self.histogram_dict:
+                    continue
+                data = np.abs(np.asarray(arrays).reshape(-1))
+                if data.size == 0 or np.nanmax(data) <= 0:
+                    continue
+                try:
+                    np.histogram(data, bins=self.num_bins)
+                except ValueError:  # seed empty [0, max] bins; ORT then adds this batch to them
+                    signed = np.asarray(arrays).reshape(-1)
+                    edges = np.linspace(0.0, float(np.nanmax(data)), self.num_bins + 1).astype(data.dtype)
+                    self.histogram_dict[tensor] = (np.zeros(self.num_bins, np.int64), edges, np.nanmin(signed),
+                                                   np.nanmax(signed))
+            return super().collect_absolute_value(name_to_arr)
+
+    return ZeroBasedHistograms(method=calibrator.method, symmetric=calibrator.symmetric, num_bins=calibrator.num_bins,
+                               num_quantized_bins=calibrator.num_quantized_bins, percentile=calibrator.percentile,
+                               scenario=calibrator.scenario)
+
+
 def collect_ranges(prepared: Path, calib: CalibrationSet, input_hw, method, options: dict, workdir: Path,
                    chunk: int = CALIB_CHUNK, budget: int = CALIB_TENSOR_BYTES):
     """The calibrator quantize_static would create for ``method`` and ``options`` (its keyword
@@ -170,6 +201,7 @@ def collect_ranges(prepared: Path, calib: CalibrationSet, input_hw, method, opti
                                    extra_options={v: extra[k] for k, v in CALIBRATOR_OPTIONS.items() if k in extra})
     augmented, outputs, groups = calibrator.model, list(calibrator.model.graph.output), [[]]
     if isinstance(calibrator, HistogramCalibrater):  # min/max reduces in the graph: scalar outputs
+        calibrator.collector = zero_based_collector(calibrator)
         calibrated = [o.name for o in outputs if o.name in calibrator.tensors_to_calibrate]
         groups = tensor_groups(tensor_bytes(prepared, calibrated, input_hw), budget)
     for i, group in enumerate(groups):
@@ -189,7 +221,7 @@ def collect_ranges(prepared: Path, calib: CalibrationSet, input_hw, method, opti
 
 def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, leading: int, method: str = "percentile",
                   exclude_nodes: list[str] | None = None, chunk: int = CALIB_CHUNK,
-                  budget: int = CALIB_TENSOR_BYTES) -> dict:
+                  budget: int = CALIB_TENSOR_BYTES, linear: bool = True) -> dict:
     """Static QDQ INT8 with ONNX Runtime: U8 activations, S8 per-channel weights. Statistics are
     collected ``chunk`` images at a time, over tensor groups of ``budget`` bytes per image (see
     CALIB_CHUNK). Min/max gives the one-shot ranges exactly, percentile within a bin or so: a merged
@@ -207,14 +239,14 @@ def quantize_onnx(src: Path, dst: Path, calib: CalibrationSet, input_hw, leading
         raise EdgesegError(f"unknown calibration method '{method}'; valid: {', '.join(methods)}")
     prepared = dst.with_suffix(".prep.onnx")
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-    nodes = quantizable_nodes(prepared, leading, exclude_nodes)
+    nodes = quantizable_nodes(prepared, leading, exclude_nodes, linear)
     nodes += fused_activations(prepared, nodes)
     options = {"quant_format": QuantFormat.QDQ, "activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8,
                "per_channel": True, "op_types_to_quantize": QUANTIZED_OPS + ACTIVATIONS, "nodes_to_quantize": nodes,
                "extra_options": {"CalibMovingAverage": False}}
     chunk, groups = quantize_static_streaming(prepared, dst, calib, input_hw, methods[method], options, chunk, budget)
     prepared.unlink(missing_ok=True)
-    return {"scheme": "QDQ U8S8 per-channel", "method": method, "quantized_ops": QUANTIZED_OPS,
+    return {"scheme": "QDQ U8S8 per-channel", "method": method, "quantized_ops": QUANTIZED_OPS if linear else ["Conv"],
             "float_nodes": exclude_nodes or [], "images_per_pass": chunk, "tensor_groups": groups}
 
 
@@ -261,16 +293,16 @@ def fused_activations(path: Path, nodes: list[str]) -> list[str]:
     return [n.name for n in graph.node if n.op_type in ACTIVATIONS and producer.get(n.input[0]) in chosen]
 
 
-def quantizable_nodes(path: Path, leading: int, exclude: list[str] | None = None) -> list[str]:
-    """Conv/MatMul/Gemm nodes that carry weights, minus the policy's leading float layers and
-    ``exclude``. MatMuls of two activations (IAM pooling, mask product, PPM pooling matrices) stay
+def quantizable_nodes(path: Path, leading: int, exclude: list[str] | None = None, linear: bool = True) -> list[str]:
+    """Conv/MatMul/Gemm nodes that carry weights (Conv only when not ``linear``), minus the
+    policy's leading float layers and ``exclude``. MatMuls of two activations (IAM pooling, mask product, PPM pooling matrices) stay
     float: INT8 there destroys the masks (see ``edgeseg.export.policy``)."""
     import onnx
 
     graph = onnx.load(str(path)).graph
     consts = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
     weighted = [n.name for n in graph.node
-                if n.op_type == "Conv" or (n.op_type in QUANTIZED_OPS and any(i in consts for i in n.input))]
+                if n.op_type == "Conv" or (linear and n.op_type in QUANTIZED_OPS and any(i in consts for i in n.input))]
     return int8_layers(weighted, leading, exclude)
 
 
@@ -295,10 +327,11 @@ def export(job) -> dict:
     if job.precision == "int8":
         int8 = job.folder / "model_int8.onnx"
         meta["calibration"] = quantize_onnx(fp32, int8, job.calib, job.input_hw, job.int8.float_leading_layers,
-                                          exclude_nodes=job.exclude)
+                                          exclude_nodes=job.exclude, linear=not job.int8.convolutions_only)
         fp32.unlink()
         meta["artifacts"] = {"model": int8.name}
-        meta["float_ops"] = ("everything except weighted Conv/MatMul/Gemm (activation MatMuls stay float); "
+        meta["float_ops"] = (f"everything except weighted {'Conv' if job.int8.convolutions_only else 'Conv/MatMul/Gemm'} "
+                             "(activation MatMuls stay float); "
                              f"the first {job.int8.float_leading_layers} weighted layers"
                              + (f"; plus {len(job.exclude)} fallback nodes" if job.exclude else ""))
     return meta
@@ -313,5 +346,5 @@ def quantizable_nodes_of(job) -> list[str]:
     ref = job.folder.parent / "reference_fp32.onnx"
     if not ref.exists():
         export_onnx(job.model, ref, job.input_hw, job.dynamic, job.opset)
-    return quantizable_nodes(ref, job.int8.float_leading_layers)
+    return quantizable_nodes(ref, job.int8.float_leading_layers, linear=not job.int8.convolutions_only)
 

@@ -35,12 +35,14 @@ def export(job) -> dict:
     meta = {"backend": "tensorrt", "artifacts": {"onnx": onnx_path.name}, "opset": job.opset,
             "float_ops": "all" if job.precision != "fp16" else "TensorRT FP16 kernels"}
     if job.precision == "int8":
-        amax = collect_amax(onnx_path, job.calib, job.input_hw, job.int8.float_leading_layers)
+        amax = collect_amax(onnx_path, job.calib, job.input_hw, job.int8.float_leading_layers,
+                            not job.int8.convolutions_only)
         write_calibration_cache(job.folder / "calibration.cache", {k: v / 127.0 for k, v in amax.items()})
         qdq = job.folder / "model_qdq.onnx"
         meta["calibration"] = quantize_qdq_symmetric(onnx_path, qdq, job)
         meta["artifacts"] = {"onnx": onnx_path.name, "qdq": qdq.name, "cache": "calibration.cache"}
-        meta["float_ops"] = "everything except weighted Conv/MatMul/Gemm (Q/DQ placement)"
+        meta["float_ops"] = (f"everything except weighted {'Conv' if job.int8.convolutions_only else 'Conv/MatMul/Gemm'}"
+                             " (Q/DQ placement)")
     meta["trtexec"] = trtexec_line(meta["artifacts"], job.precision)
     (job.folder / "README.md").write_text(bundle_readme(meta, job.precision))
     return meta
@@ -51,7 +53,7 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
     Calibrated image by image like the ONNX Runtime export (bounded memory, see onnx.CALIB_CHUNK)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
 
-    nodes = quantizable_nodes(src, job.int8.float_leading_layers, job.exclude)
+    nodes = quantizable_nodes(src, job.int8.float_leading_layers, job.exclude, not job.int8.convolutions_only)
     nodes += fused_activations(src, nodes)
     options = {"quant_format": QuantFormat.QDQ, "activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8,
                "per_channel": True, "op_types_to_quantize": QUANTIZED_OPS + ACTIVATIONS, "nodes_to_quantize": nodes,
@@ -61,13 +63,13 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
             "images_per_pass": chunk, "tensor_groups": groups}
 
 
-def collect_amax(onnx_path: Path, calib, input_hw, leading: int) -> dict[str, float]:
+def collect_amax(onnx_path: Path, calib, input_hw, leading: int, linear: bool = True) -> dict[str, float]:
     """Max |activation| of every tensor that feeds a quantized op, over the calibration set."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(onnx_path))
-    quantized = set(quantizable_nodes(onnx_path, leading))
+    quantized = set(quantizable_nodes(onnx_path, leading, linear=linear))
     wanted = {"images"} | {n.input[0] for n in model.graph.node if n.name in quantized}
     known = {o.name for o in model.graph.output}
     for name in sorted(wanted - known - {"images"}):
@@ -123,4 +125,5 @@ def bundle_readme(meta: dict, precision: str) -> str:
 
 
 def fallback_candidates(job, already: list[str]) -> list[str]:
-    return next_fallback(quantizable_nodes(job.folder / "model.onnx", job.int8.float_leading_layers), already)
+    return next_fallback(quantizable_nodes(job.folder / "model.onnx", job.int8.float_leading_layers,
+                                           linear=not job.int8.convolutions_only), already)

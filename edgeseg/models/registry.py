@@ -26,6 +26,10 @@ class Int8Policy:
 
     float_leading_layers: int = 2  # the first weighted layers see raw pixel statistics
     float_ops: str = ""  # what else stays float, in words, recorded in bundle.json
+    # True: only convolutions run in INT8; Linear layers (weighted MatMul/Gemm) and elementwise
+    # arithmetic (adds, subtractions, min/max, powers, normalisations) stay float on every format
+    # (TFLite keeps FULLY_CONNECTED float for every method; see edgeseg/export/tflite.py).
+    convolutions_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import pytest
 
 from edgeseg.export import calibration as calibration_module
 from edgeseg.export.calibration import CalibrationInputs, CalibrationSet, calibration_inputs, chunk_bounds
+from edgeseg.models.registry import Int8Policy
 from tests.helpers import require
 
 HW = (32, 32)
@@ -161,7 +162,7 @@ def test_openvino_nncf_gets_a_streaming_dataset(tiny_onnx, calib, monkeypatch):
         return quantize(model, dataset, **kwargs)
 
     monkeypatch.setattr(nncf, "quantize", spy)
-    job = SimpleNamespace(calib=calib, input_hw=HW, exclude=[], int8=SimpleNamespace(float_leading_layers=0))
+    job = SimpleNamespace(calib=calib, input_hw=HW, exclude=[], int8=Int8Policy(float_leading_layers=0))
     quantized, meta = ov_export._quantize(ov.convert_model(str(tiny_onnx)), job)
     assert isinstance(seen["source"], CalibrationInputs) and seen["length"] == seen["subset"] == meta["images"] == 7
     assert len(reads) >= 7 and len(reads) % 7 == 0  # every pass reads the images again, one at a time
@@ -242,3 +243,24 @@ def test_tflite_calibrates_in_chunks_with_one_shot_statistics(calib, tmp_path, m
                                            atol=1e-7, err_msg=tensor)
     tflite.quantize(src, tmp_path / "int8.tflite", "int8", calib, HW)  # the whole INT8 path on the tiny model
     assert (tmp_path / "int8.tflite").stat().st_size > 0
+
+
+def test_histograms_of_a_tensor_with_one_magnitude_do_not_fail():
+    # |x| all within float32 resolution of each other: ORT's first histogram over [min, max] has
+    # no room for 2048 distinct bins and raises; ours bins it over [0, max]
+    require("onnxruntime")
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    from edgeseg.export.onnx import zero_based_collector
+
+    values = np.float32(1000.0) + np.arange(64, dtype=np.float32) * np.float32(6.1e-5)
+    options = dict(method="percentile", symmetric=True, num_bins=2048, num_quantized_bins=128,
+                   percentile=99.999, scenario="same")
+    with pytest.raises(ValueError, match="Too many bins"):
+        HistogramCollector(**options).collect({"t": [values]})
+    collector = zero_based_collector(SimpleNamespace(**options))
+    collector.collect({"t": [values], "normal": [np.linspace(-1, 2, 64, dtype=np.float32)]})
+    collector.collect({"t": [values * 1.5], "normal": [np.linspace(-1, 3, 64, dtype=np.float32)]})
+    ranges = collector.compute_collection_result()
+    assert float(ranges["t"][1]) == pytest.approx(1500.0, rel=2e-3)
+    assert float(ranges["normal"][1]) == pytest.approx(3.0, rel=2e-3)
