@@ -68,10 +68,11 @@ def draw_instances(
             raise ValueError(f"masks must be [{len(boxes)}, {image_rgb.shape[0]}, {image_rgb.shape[1]}], got {masks.shape}")
     out = np.ascontiguousarray(image_rgb).copy()
     colors = [PALETTE[i % len(PALETTE)] for i in range(len(boxes))]
+    # Boxes always (as detectron2's visualizer): a box model's own boxes matter beside its masks.
+    for box, color in zip(boxes, colors):
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, thickness=2 if masks is None else 1)
     if masks is None:
-        for box, color in zip(boxes, colors):
-            x0, y0, x1, y1 = (int(round(float(v))) for v in box)
-            cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, thickness=2)
         masks = ()
     # Each mask is blended and outlined inside its own extent: on a camera frame a mask covers a
     # small part of it, and one scan to find the extent is cheaper than full-frame passes.
