@@ -43,8 +43,8 @@ class Method:
     # Annotation kinds it can train with (from SUPERVISION_KINDS), or a function of its config.
     supervision: tuple[str, ...] | Callable[[Any], tuple[str, ...]]
     int8: Int8Policy = field(default_factory=Int8Policy)
-    # "module" whose OFFICIAL_RECIPES (``edgeseg import --config`` name -> recipe) and
-    # build_official(path, config) import the method's official checkpoints; "" for none.
+    # "module" whose OFFICIAL_RECIPES (``edgeseg import --config`` name -> recipe), CLASS_NAMES and
+    # read_official(path) -> state dict in our names import official checkpoints; "" for none.
     importer: str = ""
 
     def kind_for(self, section) -> str:
@@ -96,11 +96,22 @@ def official_configs() -> dict[str, str]:
 
 
 def import_official_checkpoint(path, config: str):
-    """(model, recipe, class names) from an official checkpoint, by the method owning ``config``."""
+    """(model, recipe, class names) from an official checkpoint, by the method owning ``config``:
+    its importer reads the file into our names, then the recipe's model loads it strictly."""
+    from pathlib import Path
+
+    from edgeseg.config import load_recipe
+    from edgeseg.models.weights import load_state_strict
+
     configs = official_configs()
     if config not in configs:
         raise EdgesegError(f"--config {config}: unknown; valid: {', '.join(configs)}")
-    return importlib.import_module(METHODS[configs[config]].importer).build_official(path, config)
+    importer = importlib.import_module(METHODS[configs[config]].importer)
+    weights = importer.read_official(Path(path))
+    recipe = load_recipe(importer.OFFICIAL_RECIPES[config])
+    model = create_model(recipe.model)
+    load_state_strict(model, weights, Path(path))
+    return model, recipe, list(importer.CLASS_NAMES)
 
 
 def output_kind_of(cfg) -> str:

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import torch
 
-from edgeseg.config import load_recipe
 from edgeseg.data.coco_names import COCO_CLASSES
 from edgeseg.errors import fail
-from edgeseg.models.registry import create_model
-from edgeseg.models.weights import check_finite, load_state_strict, safe_load
+from edgeseg.models.weights import check_finite, safe_load
 
+CLASS_NAMES = COCO_CLASSES
 OFFICIAL_RECIPES = {"adamixer_r50_1x": "adamixer_r50_1x_coco"}
 
 _BACKBONE_RULES = [
@@ -49,13 +48,3 @@ def read_official(path: Path) -> dict:
            if not k.endswith("num_batches_tracked")}
     check_finite(out, path)
     return out
-
-
-def build_official(path, config: str):
-    """(model with the official weights, its recipe, COCO class names)."""
-    path = Path(path)
-    weights = read_official(path)
-    recipe = load_recipe(OFFICIAL_RECIPES[config])
-    model = create_model(recipe.model)
-    load_state_strict(model, weights, path)
-    return model, recipe, COCO_CLASSES

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import torch
 
-from edgeseg.config import load_recipe
 from edgeseg.data.coco_names import COCO_CLASSES
-from edgeseg.errors import EdgesegError, fail
-from edgeseg.models.registry import create_model
-from edgeseg.models.weights import check_finite, load_state_strict, safe_load
+from edgeseg.errors import fail
+from edgeseg.models.weights import check_finite, safe_load
 
+CLASS_NAMES = COCO_CLASSES
 OFFICIAL_RECIPES = {
     "r50_giam": "sparseinst_r50_giam_coco",
     "r50vd_giam": "sparseinst_r50vd_giam_coco",
@@ -40,15 +39,3 @@ def read_official(path: Path) -> dict:
         out[key] = value
     check_finite(out, path)
     return out
-
-
-def build_official(path, config: str):
-    """(model with the official weights, its recipe, COCO class names)."""
-    if config not in OFFICIAL_RECIPES:
-        raise EdgesegError(f"--config {config}: unknown; valid: {', '.join(OFFICIAL_RECIPES)}")
-    path = Path(path)
-    weights = read_official(path)
-    recipe = load_recipe(OFFICIAL_RECIPES[config])
-    model = create_model(recipe.model)
-    load_state_strict(model, weights, path)
-    return model, recipe, COCO_CLASSES
