@@ -13,8 +13,7 @@ from edgeseg.models.adamixer.loss import adamixer_losses
 from edgeseg.models.adamixer.mask_head import RoIMaskHead, mask_losses, mask_targets
 from edgeseg.models.adamixer.neck import ChannelMapping, InitialQueries
 from edgeseg.models.adamixer.stage import DecoderStage, decode_box
-from edgeseg.models.backbones import FEATURE_STRIDES, create_backbone
-from edgeseg.models.sparseinst.model import freeze_stages
+from edgeseg.models.backbones import FEATURE_STRIDES, create_backbone, freeze_stages
 
 
 class RoIHead(nn.Module):

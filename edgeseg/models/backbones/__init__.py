@@ -106,5 +106,17 @@ def upgrade_stride_placement(meta: dict, source: object) -> dict:
     return {**recipe, "model": {**model, "backbone": backbone}}
 
 
+def freeze_stages(backbone: nn.Module, freeze_at: int) -> None:
+    """Fix the stem (freeze_at >= 1) and stages res2..res{freeze_at} (detectron2 semantics)."""
+    if freeze_at <= 0:
+        return
+    groups = getattr(backbone, "stage_modules", None)
+    if groups is None:
+        return
+    for stage in groups()[:freeze_at]:
+        for p in stage.parameters():
+            p.requires_grad_(False)
+
+
 # Imported last: the backbone modules register themselves through this package.
 from edgeseg.models.backbones import mobilenetv2, resnet, resnet_vd  # noqa: E402,F401

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from edgeseg.config import ModelConfig
-from edgeseg.models.backbones import create_backbone
+from edgeseg.models.backbones import create_backbone, freeze_stages
 from edgeseg.models.sparseinst.decoder import IAMDecoder
 from edgeseg.models.sparseinst.encoder import InstanceContextEncoder
 from edgeseg.models.sparseinst.loss import sparseinst_losses
@@ -43,14 +43,3 @@ class SparseInst(nn.Module):
         scores = torch.sqrt(outputs["pred_logits"].sigmoid() * outputs["pred_scores"].sigmoid())
         return {"scores": scores, "masks": outputs["pred_masks"]}
 
-
-def freeze_stages(backbone: nn.Module, freeze_at: int) -> None:
-    """Fix the stem (freeze_at >= 1) and stages res2..res{freeze_at} (detectron2 semantics)."""
-    if freeze_at <= 0:
-        return
-    groups = getattr(backbone, "stage_modules", None)
-    if groups is None:
-        return
-    for stage in groups()[:freeze_at]:
-        for p in stage.parameters():
-            p.requires_grad_(False)
