@@ -69,12 +69,19 @@ def predict_images(model_path, images, out, score: float | None = None, device=N
 
 
 def import_official(path, config: str, out) -> None:
-    """An official checkpoint (the method owning ``config`` reads its format) as an edgeseg checkpoint."""
+    """An official checkpoint as an edgeseg checkpoint: the method owning ``config`` reads its
+    format into our names, then the recipe's model loads it strictly."""
+    from edgeseg.config import load_recipe
     from edgeseg.engine.checkpoint import save_checkpoint
-    from edgeseg.models.registry import import_official_checkpoint
+    from edgeseg.models.registry import create_model, official_importer
+    from edgeseg.models.weights import load_state_strict
 
-    model, recipe, class_names = import_official_checkpoint(path, config)
-    save_checkpoint(out, model, recipe, class_names, extra={"imported_from": Path(path).name})
+    importer = official_importer(config)
+    weights = importer.read_official(Path(path))
+    recipe = load_recipe(importer.OFFICIAL_RECIPES[config])
+    model = create_model(recipe.model)
+    load_state_strict(model, weights, Path(path))
+    save_checkpoint(out, model, recipe, list(importer.CLASS_NAMES), extra={"imported_from": Path(path).name})
 
 
 QUICKSTART_BUNDLES = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"),

@@ -95,23 +95,12 @@ def official_configs() -> dict[str, str]:
     return out
 
 
-def import_official_checkpoint(path, config: str):
-    """(model, recipe, class names) from an official checkpoint, by the method owning ``config``:
-    its importer reads the file into our names, then the recipe's model loads it strictly."""
-    from pathlib import Path
-
-    from edgeseg.config import load_recipe
-    from edgeseg.models.weights import load_state_strict
-
+def official_importer(config: str):
+    """The importer module (see ``Method.importer``) of the method owning ``edgeseg import --config``."""
     configs = official_configs()
     if config not in configs:
         raise EdgesegError(f"--config {config}: unknown; valid: {', '.join(configs)}")
-    importer = importlib.import_module(METHODS[configs[config]].importer)
-    weights = importer.read_official(Path(path))
-    recipe = load_recipe(importer.OFFICIAL_RECIPES[config])
-    model = create_model(recipe.model)
-    load_state_strict(model, weights, Path(path))
-    return model, recipe, list(importer.CLASS_NAMES)
+    return importlib.import_module(METHODS[configs[config]].importer)
 
 
 def output_kind_of(cfg) -> str:
