@@ -58,6 +58,19 @@ def data_voc(out: Path = typer.Option(..., "--out")):
     _echo(f"wrote {out}/train and {out}/val")
 
 
+@data_app.command("points")
+def data_points(source: Path = typer.Argument(..., help="A masks-annotated COCO dataset folder or JSON file."),
+                points: int = typer.Option(10, "--points", help="Points per object, uniform in its box."),
+                versions: int = typer.Option(1, "--versions", help="Files with different draws (_v1, _v2, ...)."),
+                seed: int = typer.Option(0, "--seed"),
+                out: Path = typer.Option(..., "--out", help="Output .json (images are not copied).")):
+    """Point annotations from masks (PointSup's protocol): labels from the mask, masks dropped."""
+    from edgeseg.data.points import write_point_annotations
+
+    for path in write_point_annotations(source, out, points, seed=seed, versions=versions):
+        _echo(f"wrote {path}")
+
+
 @app.command()
 def train(recipe: str = typer.Argument(..., help="Recipe file or name in recipes/ (e.g. quickstart)."),
           set_: List[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),

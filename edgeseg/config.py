@@ -76,6 +76,9 @@ class DataConfig:
     num_workers: int = 2
     # Decode every training image once and keep it in memory (small datasets, slow disks).
     cache_images: bool = False
+    # Point supervision: train each step on this many of every instance's annotated points, drawn
+    # afresh per sample (PointSup's "point augmentation"); 0 uses them all.
+    sample_points: int = 0
 
 
 @dataclass

@@ -106,6 +106,23 @@ def augment_instances(image, instances, rng: np.random.Generator, *, min_sizes, 
     return resize_instances(np.ascontiguousarray(image), instances, hw)
 
 
+def subsample_points(instances, count: int, rng: np.random.Generator):
+    """Keep ``count`` of each instance's labelled points, drawn uniformly (with replacement only
+    when it has fewer), as detectron2's PointSup samples ``INPUT.SAMPLE_POINTS`` per iteration.
+    Instances without labelled points keep -1 labels."""
+    if "points" not in instances or count <= 0:
+        return instances
+    n = len(instances["point_labels"])
+    points = np.zeros((n, count, 2), np.float32)
+    labels = np.full((n, count), -1, np.int64)
+    for i in range(n):
+        have = np.flatnonzero(instances["point_labels"][i] >= 0)
+        if len(have):
+            pick = rng.choice(have, count, replace=len(have) < count)
+            points[i], labels[i] = instances["points"][i, pick], instances["point_labels"][i, pick]
+    return {**instances, "points": points, "point_labels": labels}
+
+
 # The masks-only call forms.
 def random_crop(image, masks, labels, size_range, rng: np.random.Generator):
     image, out = crop_instances(image, {"masks": masks, "labels": labels},

@@ -209,16 +209,40 @@ def test_collate_passes_every_field() -> None:
     assert targets[0]["points"].dtype == torch.float32 and targets[0]["point_labels"].tolist() == [[1, 0], [1, -1]]
 
 
-def test_training_refuses_a_supervision_the_model_cannot_use(tmp_path: Path) -> None:
+def test_training_refuses_a_supervision_the_model_cannot_use(tmp_path: Path, monkeypatch) -> None:
     require("torch")
     from edgeseg.engine.data import training_dataset
+    from edgeseg.models.registry import METHODS, Method, get_method
 
     boxes = _make_dataset(tmp_path / "boxes", [ann(1, segmentation=SQUARE), ann(7, bbox=[2, 3, 10, 20])])
     with pytest.raises(EdgesegError) as info:
         training_dataset(boxes, "sparseinst")
     assert str(info.value) == (f"{boxes / 'annotations.json'}: has boxes annotations (annotation 7 (image 3) "
-                               "has no 'segmentation'), but sparseinst trains with masks")
+                               "has no 'segmentation'), but sparseinst trains with masks or points")
     _write_images(tmp_path / "plain", ["a.png"])
-    with pytest.raises(EdgesegError, match=r"plain: has no annotations, but sparseinst trains with masks$"):
+    with pytest.raises(EdgesegError, match=r"plain: has no annotations, but sparseinst trains with masks or points$"):
         training_dataset(tmp_path / "plain", "sparseinst")
     assert training_dataset(_make_dataset(tmp_path / "masks"), "sparseinst").supervision == "masks"
+    points = _make_dataset(tmp_path / "points", [ann(1, bbox=[2, 3, 10, 20], point_coords=[[3, 4]], point_labels=[1])])
+    assert training_dataset(points, "sparseinst").supervision == "points"
+    get_method("sparseinst")  # the table is filled before the stand-in joins it
+    masks_only = Method(name="masks_only", config=get_method("sparseinst").config, model="",
+                        output_kind="query_masks", supervision=("masks",))
+    monkeypatch.setitem(METHODS, "masks_only", masks_only)
+    with pytest.raises(EdgesegError) as info:
+        training_dataset(points, "masks_only")
+    assert str(info.value) == f"{points / 'annotations.json'}: has points annotations, but masks_only trains with masks"
+
+
+def test_point_augmentation_draws_labelled_points_per_sample() -> None:
+    from edgeseg.data.transforms import subsample_points
+
+    instances = _instances()
+    out = subsample_points(instances, 3, np.random.default_rng(0))
+    assert out["points"].shape == (2, 3, 2) and out["point_labels"].shape == (2, 3)
+    assert (out["point_labels"] >= 0).all()  # padding (-1) is never drawn
+    np.testing.assert_array_equal(out["points"][1], np.repeat(instances["points"][1, :1], 3, axis=0))
+    np.testing.assert_array_equal(out["masks"], instances["masks"])
+    assert subsample_points(instances, 0, np.random.default_rng(0)) is instances
+    draws = {tuple(subsample_points(instances, 1, np.random.default_rng(s))["point_labels"][0]) for s in range(20)}
+    assert draws == {(0,), (1,)}

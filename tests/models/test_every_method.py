@@ -96,3 +96,41 @@ def test_export_and_fp32_parity(method_checkpoint, target, module, tmp_path):
         for key in kind.outputs:
             assert got[key].shape == want[key].shape, key
             assert np.abs(got[key] - want[key]).max() / (1 + np.abs(want[key]).max()) <= 1e-4, key
+
+
+def test_every_mask_method_trains_from_points(method_checkpoint, tmp_path):
+    """PointSup is a supervision, not a network: every method with a mask output trains from
+    labelled points, and a few steps on one batch fit them."""
+    import torch
+
+    from edgeseg.data.coco import CocoDataset
+    from edgeseg.data.points import write_point_annotations
+    from edgeseg.engine.checkpoint import load_model
+    from edgeseg.engine.data import TrainStream, collate
+    from edgeseg.models.point_sup import point_sample
+    from edgeseg.models.registry import supervision_of
+    from tests.helpers import tiny_shapes
+
+    name, path = method_checkpoint
+    model, recipe, _ = load_model(path)
+    if not output_kind(output_kind_of(model.cfg)).masks:
+        assert "points" not in supervision_of(model.cfg)
+        return
+    assert "points" in supervision_of(model.cfg)
+    data = tiny_shapes(tmp_path / "shapes")
+    points = write_point_annotations(data / "train", tmp_path / "p20.json", 20)[0]
+    stream = TrainStream(CocoDataset(points), recipe.data, seed=0)
+    images, targets = collate([stream[0], stream[1]])
+    assert "masks" not in targets[0] and targets[0]["points"].shape[1:] == (20, 2)
+    torch.manual_seed(0)
+    model.train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    first = None
+    for _ in range(12):
+        losses = model.losses(model(images), targets)
+        if first is None:
+            first = {k: v.item() for k, v in losses.items()}
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    assert "loss_mask" in losses and losses["loss_mask"].item() < 0.8 * first["loss_mask"], (first, losses)

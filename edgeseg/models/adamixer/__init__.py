@@ -9,7 +9,7 @@ METHOD = register_method(Method(
     config=AdaMixerConfig,
     model="edgeseg.models.adamixer.model:AdaMixer",
     output_kind=lambda c: "roi_masks" if c.mask_head.enabled else "boxes",
-    supervision=lambda c: ("masks",) if c.mask_head.enabled else ("boxes",),
+    supervision=lambda c: ("masks", "points") if c.mask_head.enabled else ("boxes",),
     # The decoder's Linear layers stay float: they generate the mixing matrices, sampling offsets
     # and box deltas, whose errors compound over the stages (OpenVINO INT8 of every weighted
     # layer dropped the shapes model's mask AP 48.98 -> 34.61); the convolutions (backbone, neck,

@@ -14,6 +14,7 @@ from edgeseg.models.adamixer.mask_head import RoIMaskHead, mask_losses, mask_tar
 from edgeseg.models.adamixer.neck import ChannelMapping, InitialQueries
 from edgeseg.models.adamixer.stage import DecoderStage, decode_box
 from edgeseg.models.backbones import FEATURE_STRIDES, create_backbone, freeze_stages
+from edgeseg.models.point_sup import point_bce, point_sample, points_in_boxes, trains_on_points
 
 
 class RoIHead(nn.Module):
@@ -92,16 +93,28 @@ class AdaMixer(nn.Module):
 
 def matched_mask_losses(head: RoIMaskHead, outputs: dict, targets: list[dict], matches, num_instances: float,
                         cfg) -> dict[str, torch.Tensor]:
-    """Mask losses of the final stage's matched queries, each at its (detached) predicted box."""
+    """Mask losses of the final stage's matched queries, each at its (detached) predicted box:
+    against the target mask resampled into the box, or, trained from points (PointSup), BCE at
+    the annotated points that fall inside the box."""
     boxes = outputs["boxes"][-1].detach()
     feature = outputs["mask_feature"]
+    on_points = trains_on_points(targets)
     logits, wanted = [], []
     for b, (queries, gts) in enumerate(matches):
         if len(queries) == 0:
             continue
-        logits.append(head(feature[b : b + 1], boxes[b : b + 1, queries])[0])
-        wanted.append(mask_targets(targets[b]["masks"][gts], boxes[b, queries], head.mask_size))
+        roi_logits = head(feature[b : b + 1], boxes[b : b + 1, queries])[0]
+        if on_points:
+            coords, labels = points_in_boxes(targets[b]["points"][gts].float(), targets[b]["point_labels"][gts],
+                                             boxes[b, queries])
+            logits.append(point_sample(roi_logits, coords))
+            wanted.append(labels)
+        else:
+            logits.append(roi_logits)
+            wanted.append(mask_targets(targets[b]["masks"][gts], boxes[b, queries], head.mask_size))
     if not logits:
         zero = sum(p.sum() for p in head.parameters()) * 0.0 + feature.sum() * 0.0
-        return {"loss_mask": zero, "loss_mask_dice": zero}
+        return {"loss_mask": zero} if on_points else {"loss_mask": zero, "loss_mask_dice": zero}
+    if on_points:  # the paper's RoI-head loss: BCE over labelled points only
+        return {"loss_mask": point_bce(torch.cat(logits), torch.cat(wanted)) * cfg.mask_weight}
     return mask_losses(torch.cat(logits), torch.cat(wanted), num_instances, cfg)

@@ -8,7 +8,7 @@ METHOD = register_method(Method(
     config=SparseInstConfig,
     model="edgeseg.models.sparseinst.model:SparseInst",
     output_kind="query_masks",
-    supervision=("masks",),
+    supervision=("masks", "points"),
     int8=Int8Policy(float_leading_layers=2, float_ops=(
         "sigmoid/softmax, IAM normalisation, activation MatMuls (IAM pooling, mask product, PPM), "
         "score product/sqrt, mask resize, first two weighted layers")),

@@ -36,6 +36,10 @@ class LossConfig:
     objectness_weight: float = 1.0
     matcher_alpha: float = 0.8
     matcher_beta: float = 0.2
+    # Point supervision: what objectness learns without masks. "iou": the IoU of the binarised
+    # prediction with the labels over the annotated points (an estimate of the mask IoU that the
+    # mask path regresses); "none": 1 for every matched query, so scores rank by class alone.
+    point_objectness: str = "iou"
 
 
 @dataclass

@@ -9,7 +9,9 @@ from edgeseg.config import ModelConfig
 from edgeseg.models.backbones import create_backbone, freeze_stages
 from edgeseg.models.sparseinst.decoder import IAMDecoder
 from edgeseg.models.sparseinst.encoder import InstanceContextEncoder
+from edgeseg.models.point_sup import trains_on_points
 from edgeseg.models.sparseinst.loss import sparseinst_losses
+from edgeseg.models.sparseinst.point_loss import sparseinst_point_losses
 
 
 class SparseInst(nn.Module):
@@ -35,7 +37,8 @@ class SparseInst(nn.Module):
         return self.decoder(self.encoder(self.backbone(images)))
 
     def losses(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
-        return sparseinst_losses(outputs, targets, self.cfg.method.loss, self.cfg.num_classes)
+        losses = sparseinst_point_losses if trains_on_points(targets) else sparseinst_losses
+        return losses(outputs, targets, self.cfg.method.loss, self.cfg.num_classes)
 
     @staticmethod
     def deploy_outputs(outputs: dict) -> dict[str, torch.Tensor]:

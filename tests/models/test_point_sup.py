@@ -1,0 +1,87 @@
+"""Point supervision's shared pieces: sampling at annotated points, losses that ignore unlabelled
+points, points in a RoI's frame, and SparseInst's point objective against its mask objective."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edgeseg.models.point_sup import (pairwise_point_dice, point_bce, point_dice, point_iou, point_sample,
+                                      points_in_boxes, trains_on_points)
+
+
+def test_point_sample_reads_a_strided_map_at_input_pixels():
+    h, w, stride = 6, 8, 4
+    maps = torch.arange(h * w, dtype=torch.float32).reshape(1, h, w)
+    # the centre of stride-4 cell (i, j) lies at input pixels (4j + 2, 4i + 2): it reads that cell alone
+    cells = torch.tensor([[0, 0], [7, 5], [3, 2]])
+    coords = ((cells * stride + 2).float() / torch.tensor([w * stride, h * stride]))[None]
+    torch.testing.assert_close(point_sample(maps, coords)[0], torch.tensor([0.0, 47.0, 19.0]), atol=1e-5, rtol=0)
+    outside = torch.tensor([[[1.2, 0.5]]])
+    assert point_sample(maps, outside).item() == 0.0  # outside the map reads zeros
+
+
+def test_point_losses_ignore_unlabelled_points():
+    logits = torch.tensor([[2.0, -1.0, 5.0], [0.5, 0.0, -3.0]], requires_grad=True)
+    labels = torch.tensor([[1, 0, -1], [-1, 1, -1]])
+    loss = point_bce(logits, labels)
+    loss.backward()
+    assert logits.grad[labels < 0].abs().sum() == 0 and logits.grad[labels >= 0].abs().min() > 0
+    want = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor([2.0, -1.0, 0.0]),
+                                                                torch.tensor([1.0, 0.0, 1.0]))
+    assert loss.item() == pytest.approx(want.item())
+    none = torch.zeros(1, 2, requires_grad=True)
+    assert point_bce(none, torch.full((1, 2), -1)).item() == 0.0
+    probs = torch.tensor([[1.0, 0.0, 0.3], [0.0, 0.0, 0.9]])
+    assert point_dice(probs, torch.tensor([[1, 0, -1], [0, 0, -1]])).tolist() == [1.0, 1.0]
+    assert point_iou(probs, torch.tensor([[1, 1, -1], [0, 0, -1]])).tolist() == [0.5, 1.0]
+    pair = pairwise_point_dice(torch.stack([probs, probs.flip(0)]), torch.tensor([[1, 0, -1], [0, 0, -1]]))
+    assert pair.shape == (2, 2) and pair[0].tolist() == [1.0, 1.0]
+
+
+def test_points_in_boxes_and_outside_points_ignored():
+    boxes = torch.tensor([[10.0, 20.0, 30.0, 60.0]])
+    points = torch.tensor([[[10.0, 20.0], [20.0, 40.0], [30.0, 60.0], [31.0, 40.0], [20.0, 19.0]]])
+    coords, labels = points_in_boxes(points, torch.tensor([[1, 0, 1, 1, 0]]), boxes)
+    assert coords[0, :3].tolist() == [[0, 0], [0.5, 0.5], [1, 1]]
+    assert labels.tolist() == [[1, 0, 1, -1, -1]]
+
+
+def test_batch_supervision_prefers_masks():
+    assert trains_on_points([{"labels": 0, "points": 0, "point_labels": 0}])
+    assert not trains_on_points([{"labels": 0, "masks": 0, "points": 0, "point_labels": 0}])
+    assert not trains_on_points([{"labels": 0, "masks": 0}])
+
+
+def test_sparseinst_points_at_every_cell_give_the_mask_bce():
+    """With a point at the centre of every stride-4 cell, labelled by a cell-aligned mask, the point
+    BCE is the full-mask BCE: the two objectives read the same logits."""
+    from edgeseg.models.sparseinst.config import LossConfig
+    from edgeseg.models.sparseinst.loss import sparseinst_losses
+    from edgeseg.models.sparseinst.point_loss import sparseinst_point_losses
+
+    torch.manual_seed(0)
+    h, w = 8, 10
+    cells = torch.zeros(h, w)
+    cells[2:6, 3:8] = 1
+    mask = cells.repeat_interleave(4, 0).repeat_interleave(4, 1)[None]  # [1, 32, 40]
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    points = torch.stack([xs * 4 + 2.0, ys * 4 + 2.0], -1).reshape(1, -1, 2)
+    outputs = {"pred_masks": torch.randn(1, 1, h, w), "pred_logits": torch.randn(1, 1, 3),
+               "pred_scores": torch.randn(1, 1, 1)}
+    labels = torch.tensor([2])
+    full = sparseinst_losses(outputs, [{"labels": labels, "masks": mask}], LossConfig(), 3)
+    pts = sparseinst_point_losses(outputs, [{"labels": labels, "points": points,
+                                              "point_labels": cells.reshape(1, -1).long()}], LossConfig(), 3)
+    assert pts["loss_mask"].item() == pytest.approx(full["loss_mask"].item(), rel=1e-5)
+    assert pts["loss_ce"].item() == pytest.approx(full["loss_ce"].item(), rel=1e-6)
+    assert pts["loss_objectness"].item() == pytest.approx(full["loss_objectness"].item(), rel=1e-5)
+
+
+def test_unknown_point_objectness_is_a_one_line_error():
+    from edgeseg.errors import EdgesegError
+    from edgeseg.models.sparseinst.config import LossConfig
+    from edgeseg.models.sparseinst.point_loss import sparseinst_point_losses
+
+    with pytest.raises(EdgesegError, match="point_objectness: unknown 'sometimes'; valid: iou, none"):
+        sparseinst_point_losses({}, [], LossConfig(point_objectness="sometimes"), 1)
