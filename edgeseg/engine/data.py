@@ -24,16 +24,19 @@ def training_dataset(spec, model) -> CocoDataset | ImageFolder:
     return dataset
 
 
-def check_supervision(dataset: CocoDataset | ImageFolder, model) -> None:
-    """A dataset gives its own kind and the weaker ones (masks -> boxes, points -> boxes, any -> none)."""
+def check_supervision(dataset: CocoDataset | ImageFolder, model) -> str:
+    """The supervision the model trains with from ``dataset``: the strongest kind the dataset gives
+    (its own, then the weaker ones: masks -> boxes, points -> boxes, any -> none) that the model
+    can use; a one-line error when there is none."""
     method = get_method(model if isinstance(model, str) else model.name)
     section = method.config() if isinstance(model, str) else model.method
     kinds = method.supervision_for(section)
-    if not set(kinds) & set(dataset.gives):
-        has = "no annotations" if dataset.supervision == "none" else f"{dataset.supervision} annotations"
-        note = f" ({dataset.supervision_note})" if dataset.supervision_note else ""
-        raise fail(dataset.source, f"has {has}{note}, but {method.name} trains with "
-                                   f"{' or '.join(kinds)}")
+    usable = [k for k in dataset.gives if k in kinds]
+    if usable:
+        return usable[0]
+    has = "no annotations" if dataset.supervision == "none" else f"{dataset.supervision} annotations"
+    note = f" ({dataset.supervision_note})" if dataset.supervision_note else ""
+    raise fail(dataset.source, f"has {has}{note}, but {method.name} trains with {' or '.join(kinds)}")
 
 
 class TrainStream(Dataset):

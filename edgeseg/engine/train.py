@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from edgeseg.config import Recipe
 from edgeseg.data.coco import CocoDataset
 from edgeseg.engine.checkpoint import read_checkpoint, save_checkpoint
-from edgeseg.engine.data import StepBatchSampler, TrainStream, collate, training_dataset
+from edgeseg.engine.data import StepBatchSampler, TrainStream, check_supervision, collate, training_dataset
 from edgeseg.engine.ema import WeightAverage
 from edgeseg.engine.predictor import TorchPredictor
 from edgeseg.errors import EdgesegError
@@ -247,6 +247,9 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
     out.mkdir(parents=True, exist_ok=True)
     train_set, val_set = prepare_data(recipe, rank)
     recipe.model.num_classes = len(train_set.class_names)
+    if rank == 0:
+        log(f"training {recipe.model.name} on {len(train_set)} images with {check_supervision(train_set, recipe.model)} "
+            f"supervision ({train_set.source})")
 
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)

@@ -24,6 +24,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from edgeseg.data.coco import annotation_problem
+from edgeseg.evaluation.boundary import BoundaryEval
 from edgeseg.errors import EdgesegError, fail
 from edgeseg.io import write_json
 
@@ -44,7 +45,8 @@ _STAT_LINES = (
     (False, None, "medium", 100),
     (False, None, "large", 100),
 )
-_REQUIRED_KEY = {"segm": "segmentation", "bbox": "bbox"}
+# "boundary": boundary AP (edgeseg/evaluation/boundary.py), from the same masks as "segm"
+_REQUIRED_KEY = {"segm": "segmentation", "bbox": "bbox", "boundary": "segmentation"}
 
 Results = list[dict[str, Any]]
 
@@ -136,7 +138,7 @@ def _check_results(results: Results, gt: COCO, iou_type: str, source: Any) -> Re
         for k in ("image_id", "category_id", "score", key):
             if k not in r:
                 raise fail(source, f"result {i} has no {k!r} (needed for {iou_type} evaluation)")
-        if iou_type == "segm" and not isinstance(r["segmentation"], dict):
+        if key == "segmentation" and not isinstance(r["segmentation"], dict):
             raise fail(source, f"result {i}: 'segmentation' must be RLE (a dict with size and counts)")
         image_id = r["image_id"]
         if not isinstance(image_id, (int, np.integer)):
@@ -144,7 +146,7 @@ def _check_results(results: Results, gt: COCO, iou_type: str, source: Any) -> Re
         elif image_id not in gt.imgs:
             unknown[str(image_id)] = None
         r = dict(r)
-        if iou_type == "segm":
+        if key == "segmentation":
             r.pop("bbox", None)
         checked.append(r)
     if unknown:
@@ -192,7 +194,7 @@ def evaluate(
     "summary" (the text summarize() prints)}``. ``gt`` may also be an in-memory COCO dict.
     """
     if iou_type not in _REQUIRED_KEY:
-        raise EdgesegError(f"unknown iou_type {iou_type!r}: expected 'segm' or 'bbox'")
+        raise EdgesegError(f"unknown iou_type {iou_type!r}: expected 'segm', 'bbox' or 'boundary'")
     source: Any = "results"
     if not isinstance(results, list):
         source = results
@@ -206,7 +208,8 @@ def evaluate(
             if not quiet:
                 print(summary, end="")
             return _report(iou_type, [0.0] * len(STAT_NAMES), summary)
-        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(checked), iou_type)
+        coco_dt = coco_gt.loadRes(checked)
+        coco_eval = BoundaryEval(coco_gt, coco_dt) if iou_type == "boundary" else COCOeval(coco_gt, coco_dt, iou_type)
         coco_eval.params.useCats = int(use_cats)
         coco_eval.evaluate()
         coco_eval.accumulate()
