@@ -31,7 +31,7 @@ POINTS = (1, 3, 5, 10, 20)
 DATASETS = {
     "shapes": ("quickstart", 6.0, []),
     "adamixer": ("adamixer_shapes", 6.0, ["model.adamixer.mask_head.enabled=true", "train.eval_period=0"]),
-    "nuclei": ("nuclei", 4.0, ["train.eval_period=0"]),
+    "nuclei": ("nuclei", 6.0, ["train.eval_period=0"]),
 }
 FIRST = ("full masks", "10 points")
 
@@ -74,7 +74,7 @@ def finished(out: Path) -> dict | None:
     final = [e for e in lines if "eval" in e][-1]
     done = next(e for e in lines if e.get("done"))
     return {"mask AP": final["eval"]["AP"] * 100, "AP50": final["eval"]["AP50"] * 100,
-            "box AP": final.get("also", {}).get("box AP", float("nan")) * 100, "steps": done["step"],
+            "box AP": final.get("also", {}).get("box AP", float("nan")), "steps": done["step"],
             "minutes": done["train_minutes"]}
 
 

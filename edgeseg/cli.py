@@ -32,11 +32,13 @@ def data_shapes(out: Path = typer.Option(..., "--out", help="Folder to write tra
                 train: int = typer.Option(2000, help="Training images."),
                 val: int = typer.Option(200, help="Validation images."),
                 size: int = typer.Option(256, help="Image side in pixels (>= 256)."),
-                seed: int = typer.Option(0)):
+                seed: int = typer.Option(0),
+                style: str = typer.Option("solid", help="solid (circles, triangles, rectangles, stars) or "
+                                                        "thin (spiky stars, rings, forks, strokes: boundary detail).")):
     """Synthetic shapes: the embedded default dataset (deterministic for a seed)."""
     from edgeseg.data.shapes import generate_shapes
 
-    generate_shapes(out, num_train=train, num_val=val, size=size, seed=seed)
+    generate_shapes(out, num_train=train, num_val=val, size=size, seed=seed, style=style)
     _echo(f"wrote {out}/train and {out}/val")
 
 

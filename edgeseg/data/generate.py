@@ -16,10 +16,10 @@ def ensure_dataset(cfg: DataConfig) -> None:
     root = train.parent
     if cfg.val and Path(cfg.val).parent != root:
         raise EdgesegError(f"data.generate needs data.train and data.val in one folder, got {cfg.train} and {cfg.val}")
-    if cfg.generate == "shapes":
+    if cfg.generate in ("shapes", "thin_shapes"):
         from edgeseg.data.shapes import generate_shapes
 
-        generate_shapes(root)
+        generate_shapes(root, style="thin" if cfg.generate == "thin_shapes" else "solid")
     elif cfg.generate == "nuclei":
         from edgeseg.data.packaged import write_nuclei
 
@@ -29,4 +29,4 @@ def ensure_dataset(cfg: DataConfig) -> None:
 
         write_voc(root)
     else:
-        raise EdgesegError(f"data.generate: unknown dataset '{cfg.generate}'; valid: shapes, nuclei, voc")
+        raise EdgesegError(f"data.generate: unknown dataset '{cfg.generate}'; valid: shapes, thin_shapes, nuclei, voc")

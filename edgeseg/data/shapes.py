@@ -17,6 +17,10 @@ from edgeseg.data.coco_writer import CocoWriter
 from edgeseg.errors import EdgesegError
 
 CLASS_NAMES = ["circle", "triangle", "rectangle", "star"]
+# The "thin" style: shapes whose detail lies at the boundary (thin spikes, holes, prongs, strokes),
+# where a coarse 28x28 RoI mask or a stride-4 mask loses it; for boundary-quality evaluation.
+THIN_CLASS_NAMES = ["spiky_star", "ring", "fork", "stroke"]
+STYLES = {"solid": CLASS_NAMES, "thin": THIN_CLASS_NAMES}
 DEFAULT_NUM_TRAIN = 2000
 DEFAULT_NUM_VAL = 200
 MIN_VISIBLE_FRACTION = 0.3
@@ -29,8 +33,11 @@ Instances = list[tuple[np.ndarray, int]]
 
 
 def generate_shapes(out: str | os.PathLike, num_train: int = DEFAULT_NUM_TRAIN,
-                    num_val: int = DEFAULT_NUM_VAL, size: int = 256, seed: int = 0) -> None:
-    """Write ``out/train`` and ``out/val`` COCO datasets of ``size`` x ``size`` RGB images."""
+                    num_val: int = DEFAULT_NUM_VAL, size: int = 256, seed: int = 0, style: str = "solid") -> None:
+    """Write ``out/train`` and ``out/val`` COCO datasets of ``size`` x ``size`` RGB images of the
+    ``style``'s shapes (``STYLES``)."""
+    if style not in STYLES:
+        raise EdgesegError(f"shapes: unknown style '{style}'; valid: {', '.join(STYLES)}")
     if size < 256:
         raise EdgesegError(f"shapes: image size must be at least 256, got {size}")
     if num_train < 0 or num_val < 0:
@@ -40,25 +47,26 @@ def generate_shapes(out: str | os.PathLike, num_train: int = DEFAULT_NUM_TRAIN,
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
         for split_index, (split, count) in enumerate((("train", num_train), ("val", num_val))):
             def render(i: int, split_index: int = split_index) -> tuple[np.ndarray, Instances]:
-                return render_image(np.random.default_rng([seed, split_index, i]), size)
+                return render_image(np.random.default_rng([seed, split_index, i]), size, style)
 
-            with CocoWriter(Path(out) / split, CLASS_NAMES) as writer:
+            with CocoWriter(Path(out) / split, STYLES[style]) as writer:
                 for start in range(0, count, _CHUNK):
                     indices = range(start, min(start + _CHUNK, count))
                     for i, (image, instances) in zip(indices, pool.map(render, indices)):
                         writer.add(f"{i:06d}.png", image, instances)
 
 
-def render_image(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, Instances]:
+def render_image(rng: np.random.Generator, size: int = 256, style: str = "solid") -> tuple[np.ndarray, Instances]:
     """One RGB image and its visible instance masks as ``(mask uint8, class index)`` pairs."""
+    shape_mask = _thin_shape_mask if style == "thin" else _shape_mask
     image = _background(rng, size)
     full: list[np.ndarray] = []
     visible: list[np.ndarray] = []
     labels: list[int] = []
     for _ in range(int(rng.integers(1, 7))):
         for _attempt in range(20):
-            label = int(rng.integers(len(CLASS_NAMES)))
-            mask = _shape_mask(rng, label, size)
+            label = int(rng.integers(len(STYLES[style])))
+            mask = shape_mask(rng, label, size)
             area = int(np.count_nonzero(mask))
             if area < MIN_VISIBLE_AREA:
                 continue
@@ -130,6 +138,49 @@ def _shape_mask(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [np.round(pts * (1 << _SHIFT)).astype(np.int32)], 1, cv2.LINE_8, _SHIFT)
     return mask.astype(bool)
+
+
+def _thin_shape_mask(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
+    """Binary mask of one randomly sized, placed shape of the "thin" style's class ``label``."""
+    radius = float(np.exp(rng.uniform(np.log(2 * MIN_DIAMETER), np.log(size * MAX_DIAMETER_FRACTION)))) / 2
+    centre = rng.uniform(radius, size - radius, 2)
+    rot = rng.uniform(0, 2 * np.pi)
+    mask = np.zeros((size, size), np.uint8)
+    name = THIN_CLASS_NAMES[label]
+    if name == "spiky_star":  # 5-9 spikes, a few pixels wide at half length
+        n = int(rng.integers(5, 10))
+        angles = rot + np.arange(2 * n) * np.pi / n
+        radii = np.where(np.arange(2 * n) % 2 == 0, radius, radius * rng.uniform(0.15, 0.3))
+        pts = centre + np.stack([np.cos(angles), np.sin(angles)], 1) * radii[:, None]
+        cv2.fillPoly(mask, [np.round(pts * (1 << _SHIFT)).astype(np.int32)], 1, cv2.LINE_8, _SHIFT)
+    elif name == "ring":  # an annulus with an off-centre hole, its wall 1/8 to 1/2 of the radius
+        cv2.circle(mask, _fixed(centre), int(radius * (1 << _SHIFT)), 1, -1, cv2.LINE_8, _SHIFT)
+        inner = radius * rng.uniform(0.5, 0.85)
+        offset = (radius - inner) * rng.uniform(0, 0.6) * np.array([np.cos(rot), np.sin(rot)])
+        cv2.circle(mask, _fixed(centre + offset), int(inner * (1 << _SHIFT)), 0, -1, cv2.LINE_8, _SHIFT)
+    elif name == "fork":  # a handle and 2-4 prongs, strokes 3-8% of the diameter wide
+        width = max(2, int(round(2 * radius * rng.uniform(0.03, 0.08))))
+        axis = np.array([np.cos(rot), np.sin(rot)])
+        across = np.array([-axis[1], axis[0]])
+        base = centre - axis * radius * 0.1
+        strokes = [[centre - axis * radius, base]]
+        prongs = int(rng.integers(2, 5))
+        spread = radius * rng.uniform(0.3, 0.6)
+        for k in np.linspace(-1, 1, prongs):
+            bend = base + axis * radius * 0.3 + across * spread * k
+            strokes.append([base, bend, bend + axis * radius * 0.6])
+        cv2.polylines(mask, [np.round(np.array(s)).astype(np.int32) for s in strokes], False, 1, width)
+    else:  # stroke: a smooth curve through 4 random points, 3-10 px wide
+        ctrl = centre + rng.uniform(-radius, radius, (4, 2))
+        t = np.linspace(0, 1, 40)[:, None]
+        curve = ((1 - t) ** 3 * ctrl[0] + 3 * (1 - t) ** 2 * t * ctrl[1] + 3 * (1 - t) * t ** 2 * ctrl[2]
+                 + t ** 3 * ctrl[3])
+        cv2.polylines(mask, [np.round(curve).astype(np.int32)], False, 1, int(rng.integers(3, 11)))
+    return mask.astype(bool)
+
+
+def _fixed(xy: np.ndarray) -> tuple[int, int]:
+    return int(round(xy[0] * (1 << _SHIFT))), int(round(xy[1] * (1 << _SHIFT)))
 
 
 def _paint(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> None:
