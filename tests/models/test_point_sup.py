@@ -54,8 +54,8 @@ def test_batch_supervision_prefers_masks():
 
 
 def test_sparseinst_points_at_every_cell_give_the_mask_bce():
-    """With a point at the centre of every stride-4 cell, labelled by a cell-aligned mask, the point
-    BCE is the full-mask BCE: the two objectives read the same logits."""
+    """With a point at the centre of every stride-4 cell, labelled by a cell-aligned mask, and a box
+    over the whole image, the point BCE is the full-mask BCE: the two objectives read the same logits."""
     from edgeseg.models.sparseinst.config import LossConfig
     from edgeseg.models.sparseinst.loss import sparseinst_losses
     from edgeseg.models.sparseinst.point_loss import sparseinst_point_losses
@@ -71,11 +71,33 @@ def test_sparseinst_points_at_every_cell_give_the_mask_bce():
                "pred_scores": torch.randn(1, 1, 1)}
     labels = torch.tensor([2])
     full = sparseinst_losses(outputs, [{"labels": labels, "masks": mask}], LossConfig(), 3)
-    pts = sparseinst_point_losses(outputs, [{"labels": labels, "points": points,
+    pts = sparseinst_point_losses(outputs, [{"labels": labels, "points": points, "boxes": torch.tensor([[0, 0, 40, 32.0]]),
                                               "point_labels": cells.reshape(1, -1).long()}], LossConfig(), 3)
     assert pts["loss_mask"].item() == pytest.approx(full["loss_mask"].item(), rel=1e-5)
     assert pts["loss_ce"].item() == pytest.approx(full["loss_ce"].item(), rel=1e-6)
     assert pts["loss_objectness"].item() == pytest.approx(full["loss_objectness"].item(), rel=1e-5)
+
+
+def test_sparseinst_point_loss_labels_the_outside_of_the_box_background():
+    """A full-image mask spilling out of the object's box costs more than one that stays inside,
+    with the same values at the annotated points: the box labels everything outside it."""
+    from edgeseg.models.sparseinst.config import LossConfig
+    from edgeseg.models.sparseinst.point_loss import outside_boxes, sparseinst_point_losses
+
+    away = outside_boxes(torch.tensor([[8.0, 4.0, 16.0, 12.0]]), 4, 6)  # cells (i, j) centred at (4j + 2, 4i + 2)
+    assert away.reshape(4, 6)[1:3, 2:4].eq(0).all() and away.sum() == 24 - 4
+    inside = torch.full((1, 1, 8, 8), -4.0)
+    inside[..., 2:5, 2:5] = 4.0
+    spilling = inside.clone()
+    spilling[..., 6:, :] = 4.0  # positive far below the box
+    target = {"labels": torch.tensor([0]), "boxes": torch.tensor([[8.0, 8.0, 20.0, 20.0]]),
+              "points": torch.tensor([[[10.0, 10.0], [18.0, 18.0], [9.0, 19.0]]]), "point_labels": torch.tensor([[1, 1, 1]])}
+    losses = {}
+    for name, masks in (("inside", inside), ("spilling", spilling)):
+        outputs = {"pred_masks": masks, "pred_logits": torch.zeros(1, 1, 1), "pred_scores": torch.full((1, 1, 1), 3.0)}
+        losses[name] = sparseinst_point_losses(outputs, [target], LossConfig(), 1)
+    for key in ("loss_mask", "loss_dice", "loss_objectness"):
+        assert losses["spilling"][key] > losses["inside"][key], key
 
 
 def test_unknown_point_objectness_is_a_one_line_error():

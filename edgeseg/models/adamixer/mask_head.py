@@ -37,9 +37,14 @@ class RoIMaskHead(nn.Module):
     def forward(self, feature: Tensor, boxes: Tensor) -> Tensor:
         """feature [B, C, H, W], boxes [B, N, 4] xyxy input pixels -> logits [B, N, 2S, 2S]."""
         b, n = boxes.shape[:2]
-        x = roi_align(feature, boxes, self.size, self.stride)
-        x = F.relu(self.deconv(self.convs(x)))
-        return self.predictor(x).reshape(b, n, self.mask_size, self.mask_size)
+        return self.parts(feature, boxes)[2].reshape(b, n, self.mask_size, self.mask_size)
+
+    def parts(self, feature: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(RoI features [B*N, C, S, S], the convs' output [B*N, channels, S, S], logits [B*N, 1, 2S, 2S]):
+        what Mask Transfiner's incoherence head and refiner read besides the coarse mask."""
+        roi = roi_align(feature, boxes, self.size, self.stride)
+        hidden = self.convs(roi)
+        return roi, hidden, self.predictor(F.relu(self.deconv(hidden)))
 
 
 @torch.no_grad()

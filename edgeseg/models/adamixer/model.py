@@ -55,6 +55,18 @@ class AdaMixer(nn.Module):
             self.mask_head = RoIMaskHead(own.mask_head, own.feat_channels, self.strides[level])
 
     def forward(self, images: torch.Tensor) -> dict:
+        out, features = self.detect(images)
+        if self.mask_head is not None:
+            mask_feature = features[self.cfg.method.mask_head.feature]
+            if self.training:  # the loss runs the head on matched queries only
+                out["mask_feature"] = mask_feature
+            else:
+                out["masks"] = self.mask_head(mask_feature, out["boxes"][-1])
+        return out
+
+    def detect(self, images: torch.Tensor) -> tuple[dict, list[torch.Tensor]]:
+        """The detector: (per-stage ``logits`` and ``boxes``, final ``xyzr``, ``input_hw``; the
+        neck's feature levels)."""
         feats = self.backbone(images)
         features = self.neck([feats[f] for f in self.in_features])
         xyzr, query = self.rpn_head(images)
@@ -65,14 +77,7 @@ class AdaMixer(nn.Module):
             boxes.append(decode_box(xyzr_new))
             # Each stage's box is the next one's fixed reference: no gradient flows between them.
             xyzr = xyzr_new.detach() if self.training else xyzr_new
-        out = {"logits": logits, "boxes": boxes, "xyzr": xyzr, "input_hw": tuple(images.shape[-2:])}
-        if self.mask_head is not None:
-            mask_feature = features[self.cfg.method.mask_head.feature]
-            if self.training:  # the loss runs the head on matched queries only
-                out["mask_feature"] = mask_feature
-            else:
-                out["masks"] = self.mask_head(mask_feature, boxes[-1])
-        return out
+        return {"logits": logits, "boxes": boxes, "xyzr": xyzr, "input_hw": tuple(images.shape[-2:])}, features
 
     def losses(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         own = self.cfg.method

@@ -1,9 +1,16 @@
 """SparseInst trained from points (PointSup): the mask path of :mod:`loss` with every mask
-comparison made at the annotated points.
+comparison made at the annotated points, plus what the box says for free.
 
-Matching maximises ``point_dice^alpha * class_prob^beta`` (the full-mask matcher with dice read at
-the target's points); the matched masks get BCE and dice over their labelled points; objectness
-regresses the point IoU estimate, or 1 (``loss.point_objectness``). Classes: focal loss as before.
+A full-image mask (unlike a RoI mask, which only covers its box) is otherwise unconstrained away
+from the object: the 10 points lie in the box, and nothing tells the mask that the rest of the
+image is background. The annotation's box does: every mask cell whose centre lies outside it is
+a background label, as if clicked. So each target's labels are its annotated points (inside the
+box) and all mask cells outside its box; dice, BCE and the IoU estimate run over those labels.
+
+Matching maximises ``dice^alpha * class_prob^beta`` (the full-mask matcher, dice over the labels);
+the matched masks get BCE over the annotated points and over the cells outside the box (two means,
+so that the thousands of outside cells do not drown the few points) and dice over all labels;
+objectness regresses the IoU over the labels, or 1 (``loss.point_objectness``). Classes: focal loss.
 """
 
 from __future__ import annotations
@@ -14,57 +21,92 @@ from scipy.optimize import linear_sum_assignment
 
 from edgeseg.errors import EdgesegError
 from edgeseg.models.losses import mean_instances, sigmoid_focal_loss
-from edgeseg.models.point_sup import pairwise_point_dice, point_bce, point_dice, point_iou, point_sample
+from edgeseg.models.point_sup import point_bce, point_sample
 from edgeseg.models.sparseinst.config import LossConfig
 
 MASK_STRIDE = 4  # pred_masks are at 1/4 of the (padded) input
 OBJECTNESS_TARGETS = ("iou", "none")
+SMOOTH = 1.0  # dice smoothing: a target whose labelled points are all background still scores
+
+
+def outside_boxes(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """[M, h*w]: 1 for the stride-4 mask cells whose centre lies outside each xyxy box (input pixels)."""
+    cy = (torch.arange(h, dtype=boxes.dtype, device=boxes.device) + 0.5) * MASK_STRIDE
+    cx = (torch.arange(w, dtype=boxes.dtype, device=boxes.device) + 0.5) * MASK_STRIDE
+    x0, y0, x1, y1 = (v[:, None, None] for v in boxes.unbind(-1))
+    inside = (cx >= x0) & (cx <= x1) & (cy[:, None] >= y0) & (cy[:, None] <= y1)
+    return (~inside).flatten(1).to(boxes.dtype)
+
+
+def _point_terms(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per pair over the labelled points: (sum p * t, sum p^2, sum t^2) of probs [..., P], labels [..., P]."""
+    valid = (labels >= 0).to(probs.dtype)
+    t = labels.clamp(min=0).to(probs.dtype) * valid
+    p = probs * valid
+    return (p * t).sum(-1), (p * p).sum(-1), (t * t).sum(-1)
 
 
 def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig, num_classes: int) -> dict:
-    """``targets[i]``: ``labels`` [n], ``points`` [n, P, 2] input pixels, ``point_labels`` [n, P]."""
+    """``targets[i]``: ``labels`` [n], ``boxes`` [n, 4], ``points`` [n, P, 2] input pixels,
+    ``point_labels`` [n, P]."""
     if cfg.point_objectness not in OBJECTNESS_TARGETS:
         raise EdgesegError(f"model.sparseinst.loss.point_objectness: unknown '{cfg.point_objectness}'; "
                            f"valid: {', '.join(OBJECTNESS_TARGETS)}")
     outputs = {k: v.float() for k, v in outputs.items()}
     pred_masks, logits, scores = outputs["pred_masks"], outputs["pred_logits"], outputs["pred_scores"]
-    h, w = pred_masks.shape[-2:]
+    n, (h, w) = pred_masks.shape[1], pred_masks.shape[-2:]
     extent = pred_masks.new_tensor([w * MASK_STRIDE, h * MASK_STRIDE])
     num_instances = mean_instances(targets, logits.device)
 
-    batch_idx, src_idx, matched_labels, src_logits, tgt_labels = [], [], [], [], []
+    idx, classes_of, at_points, point_labels, full, outside = [], [], [], [], [], []
     for b, t in enumerate(targets):
         m, p = t["point_labels"].shape
-        if m == 0 or p == 0:
+        if m == 0:
             continue
-        coords = (t["points"].float() / extent).reshape(1, m * p, 2).expand(pred_masks.shape[1], -1, -1)
-        sampled = point_sample(pred_masks[b], coords).reshape(-1, m, p)  # [N, M, P]
+        coords = (t["points"].float() / extent).reshape(1, m * p, 2).expand(n, -1, -1)
+        sampled = point_sample(pred_masks[b], coords).reshape(n, m, p)  # [N, M, P]
+        away = outside_boxes(t["boxes"].float(), h, w)  # [M, hw]
+        flat = pred_masks[b].flatten(1)  # [N, hw]
         with torch.no_grad():
-            dice = pairwise_point_dice(sampled.sigmoid(), t["point_labels"])
+            pt, pp, tt = _point_terms(sampled.sigmoid(), t["point_labels"][None].expand(n, -1, -1))
+            squares = flat.sigmoid() ** 2
+            dice = (2 * pt + SMOOTH) / (pp + squares @ away.t() + tt + SMOOTH)  # outside cells: label 0
             cost = dice ** cfg.matcher_alpha * logits[b].sigmoid()[:, t["labels"]] ** cfg.matcher_beta
             rows, cols = linear_sum_assignment(cost.cpu().numpy(), maximize=True)
         rows, cols = torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
-        batch_idx.append(torch.full_like(rows, b))
-        src_idx.append(rows)
-        matched_labels.append(t["labels"][cols])
-        src_logits.append(sampled[rows, cols])
-        tgt_labels.append(t["point_labels"][cols])
+        idx.append((torch.full_like(rows, b), rows))
+        classes_of.append(t["labels"][cols])
+        at_points.append(sampled[rows, cols])
+        point_labels.append(t["point_labels"][cols])
+        full.append(flat[rows])
+        outside.append(away[cols])
 
     classes = torch.zeros_like(logits)
-    if not src_idx:
+    if not idx:
         zero = pred_masks.sum() * 0.0 + scores.sum() * 0.0
         return {"loss_ce": sigmoid_focal_loss(logits, classes) / num_instances * cfg.class_weight,
                 "loss_mask": zero, "loss_dice": zero, "loss_objectness": zero}
-    batch_idx, src_idx = torch.cat(batch_idx), torch.cat(src_idx)
-    classes[batch_idx, src_idx, torch.cat(matched_labels)] = 1.0
-    src, tgt = torch.cat(src_logits), torch.cat(tgt_labels)
-    probs = src.sigmoid()
+    batch_idx, src_idx = (torch.cat(v) for v in zip(*idx))
+    classes[batch_idx, src_idx, torch.cat(classes_of)] = 1.0
+    src, tgt = torch.cat(at_points), torch.cat(point_labels)
+    full, outside = torch.cat(full), torch.cat(outside)
+    probs, full_probs = src.sigmoid(), full.sigmoid()
+    pt, pp, tt = _point_terms(probs, tgt)
+    spill = (full_probs ** 2 * outside).sum(-1)
+    dice = (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
+    outside_bce = (F.binary_cross_entropy_with_logits(full, torch.zeros_like(full), reduction="none") * outside
+                   ).sum() / outside.sum().clamp(min=1)
     with torch.no_grad():
-        quality = point_iou(probs, tgt) if cfg.point_objectness == "iou" else torch.ones_like(probs[:, 0])
+        if cfg.point_objectness == "iou":  # binarised at 0.4, as the mask path's IoU
+            hit, fp = _point_terms((probs >= 0.4).float(), tgt)[:2]  # hit: sum pred*t; fp: sum pred (pred^2 = pred)
+            union = fp + tt - hit + ((full_probs >= 0.4).float() * outside).sum(-1)
+            quality = torch.where(union > 0, hit / union.clamp(min=1), torch.ones_like(union))
+        else:
+            quality = torch.ones_like(dice)
     return {
         "loss_ce": sigmoid_focal_loss(logits, classes) / num_instances * cfg.class_weight,
         "loss_objectness": F.binary_cross_entropy_with_logits(scores[batch_idx, src_idx, 0], quality)
         * cfg.objectness_weight,
-        "loss_dice": (1 - point_dice(probs, tgt)).sum() / num_instances * cfg.mask_dice_weight,
-        "loss_mask": point_bce(src, tgt) * cfg.mask_pixel_weight,
+        "loss_dice": (1 - dice).sum() / num_instances * cfg.mask_dice_weight,
+        "loss_mask": (point_bce(src, tgt) + outside_bce) * cfg.mask_pixel_weight,
     }
