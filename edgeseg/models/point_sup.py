@@ -3,7 +3,8 @@
 A mask model trains from points by sampling its mask logits bilinearly where the annotator
 clicked (PointRend's ``point_sample``) and comparing them with the 0/1 labels; label -1 (padding,
 or a point that an augmentation moved out of the image or out of the predicted box) is ignored.
-Nothing here changes a network or its exported graph: only the loss reads points.
+Nothing here changes a network or its exported graph: only the loss reads points. Sampling
+itself is :func:`edgeseg.models.point_sample.point_sample`.
 """
 
 from __future__ import annotations
@@ -17,19 +18,6 @@ def trains_on_points(targets: list[dict]) -> bool:
     """True when a batch supervises masks with points: it has points and no masks (a dataset with
     both gives masks, the stronger supervision). Every image of a batch has the same fields."""
     return "points" in targets[0] and "masks" not in targets[0]
-
-
-def point_sample(maps: Tensor, coords: Tensor) -> Tensor:
-    """Bilinear samples of ``maps`` [N, H, W] at ``coords`` [N, P, 2] -> [N, P].
-
-    ``coords`` are (x, y) in the unit square of the map's extent: (0, 0) is the top-left corner of
-    the first cell and (1, 1) the bottom-right corner of the last (``align_corners=False``), so a
-    point at pixel x of an input W pixels wide reads the map at x / W whatever the map's stride.
-    Outside the square the map reads as zeros.
-    """
-    grid = (2.0 * coords - 1.0).unsqueeze(2)  # [N, P, 1, 2]
-    return F.grid_sample(maps.unsqueeze(1), grid.to(maps.dtype), mode="bilinear", padding_mode="zeros",
-                         align_corners=False)[:, 0, :, 0]
 
 
 def point_bce(logits: Tensor, labels: Tensor) -> Tensor:

@@ -107,7 +107,6 @@ def test_every_mask_method_trains_from_points(method_checkpoint, tmp_path):
     from edgeseg.data.points import write_point_annotations
     from edgeseg.engine.checkpoint import load_model
     from edgeseg.engine.data import TrainStream, collate
-    from edgeseg.models.point_sup import point_sample
     from edgeseg.models.registry import supervision_of
     from tests.helpers import tiny_shapes
 

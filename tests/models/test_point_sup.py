@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgeseg.models.point_sup import (pairwise_point_dice, point_bce, point_dice, point_iou, point_sample,
+from edgeseg.models.point_sample import point_sample, sample_features
+from edgeseg.models.point_sup import (pairwise_point_dice, point_bce, point_dice, point_iou,
                                       points_in_boxes, trains_on_points)
 
 
@@ -19,6 +20,9 @@ def test_point_sample_reads_a_strided_map_at_input_pixels():
     torch.testing.assert_close(point_sample(maps, coords)[0], torch.tensor([0.0, 47.0, 19.0]), atol=1e-5, rtol=0)
     outside = torch.tensor([[[1.2, 0.5]]])
     assert point_sample(maps, outside).item() == 0.0  # outside the map reads zeros
+    features = torch.stack([maps[0], -maps[0]])[None]  # [1, 2, H, W]
+    torch.testing.assert_close(sample_features(features, coords), torch.tensor([[[0.0, 0.0], [47, -47], [19, -19]]]),
+                               atol=1e-5, rtol=0)
 
 
 def test_point_losses_ignore_unlabelled_points():

@@ -14,7 +14,8 @@ from edgeseg.models.adamixer.mask_head import RoIMaskHead, mask_losses, mask_tar
 from edgeseg.models.adamixer.neck import ChannelMapping, InitialQueries
 from edgeseg.models.adamixer.stage import DecoderStage, decode_box
 from edgeseg.models.backbones import FEATURE_STRIDES, create_backbone, freeze_stages
-from edgeseg.models.point_sup import point_bce, point_sample, points_in_boxes, trains_on_points
+from edgeseg.models.point_sample import point_sample
+from edgeseg.models.point_sup import point_bce, points_in_boxes, trains_on_points
 
 
 class RoIHead(nn.Module):

@@ -21,7 +21,8 @@ from scipy.optimize import linear_sum_assignment
 
 from edgeseg.errors import EdgesegError
 from edgeseg.models.losses import mean_instances, sigmoid_focal_loss
-from edgeseg.models.point_sup import point_bce, point_sample
+from edgeseg.models.point_sample import point_sample
+from edgeseg.models.point_sup import point_bce
 from edgeseg.models.sparseinst.config import LossConfig
 
 MASK_STRIDE = 4  # pred_masks are at 1/4 of the (padded) input
