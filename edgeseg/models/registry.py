@@ -16,7 +16,7 @@ from typing import Any, Callable
 from edgeseg.errors import EdgesegError
 
 # The method folders under edgeseg/models/.
-METHOD_PACKAGES = ("sparseinst", "adamixer")
+METHOD_PACKAGES = ("sparseinst", "adamixer", "transfiner")
 SUPERVISION_KINDS = ("masks", "boxes", "points", "none")
 
 

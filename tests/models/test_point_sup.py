@@ -111,3 +111,14 @@ def test_unknown_point_objectness_is_a_one_line_error():
 
     with pytest.raises(EdgesegError, match="point_objectness: unknown 'sometimes'; valid: iou, none"):
         sparseinst_point_losses({}, [], LossConfig(point_objectness="sometimes"), 1)
+
+
+def test_mask_models_that_train_from_points():
+    from edgeseg.config import load_recipe
+    from edgeseg.models.registry import supervision_of
+
+    assert "points" in supervision_of(load_recipe("quickstart").model)
+    assert "points" in supervision_of(load_recipe("adamixer_shapes").model)  # with its mask head
+    assert "points" not in supervision_of(load_recipe("adamixer_shapes", ["model.adamixer.mask_head.enabled=false"]).model)
+    # Transfiner's incoherence and refinement targets are read from full masks
+    assert supervision_of(load_recipe("transfiner_thin_shapes").model) == ("masks",)

@@ -1,0 +1,134 @@
+"""Mask Transfiner on AdaMixer: the detector and its 28x28 mask head as AdaMixer (same parameter
+names: an AdaMixer checkpoint's weights load into it), an incoherence head, and the quadtree
+refinement of the top-R detections to 112x112 masks (``roi_masks`` at S = 112)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from edgeseg.config import ModelConfig
+from edgeseg.errors import EdgesegError
+from edgeseg.models.adamixer.loss import adamixer_losses
+from edgeseg.models.adamixer.model import AdaMixer, matched_mask_losses
+from edgeseg.models.point_sample import point_sample, sample_features
+from edgeseg.models.transfiner.incoherence import IncoherenceHead, incoherence_losses, incoherence_targets
+from edgeseg.models.transfiner.quadtree import (GRID, LEVELS, assemble, cell_centres, grid_centres, in_image,
+                                                level_nodes)
+from edgeseg.models.transfiner.refiner import FineStem, Refiner
+
+SELECTIONS = ("incoherence", "uncertain", "random")
+MIXERS = ("transformer", "mlp")
+CONTEXT = 14  # the RoI features' grid: every cell is a context token
+
+
+class MaskTransfiner(AdaMixer):
+    """``forward`` as AdaMixer's, with ``masks`` [B, N, 112, 112] logits at inference: the top
+    ``refine.refined`` queries by class score refined, the others their coarse mask upsampled."""
+
+    def __init__(self, cfg: ModelConfig):
+        own = cfg.method
+        r = own.refine
+        if not own.mask_head.enabled:
+            raise EdgesegError("model.transfiner.mask_head.enabled: must be true (Transfiner refines its masks)")
+        if r.select not in SELECTIONS or r.mixer not in MIXERS:
+            raise EdgesegError(f"model.transfiner.refine: select must be one of {', '.join(SELECTIONS)} and "
+                               f"mixer one of {', '.join(MIXERS)}")
+        if len(r.cells) != 3 or not all(0 < c <= GRID * GRID for c in r.cells):
+            raise EdgesegError(f"model.transfiner.refine.cells: three counts from 1 to {GRID * GRID}, got {r.cells}")
+        if r.dim % r.heads or r.dim % 4:
+            raise EdgesegError("model.transfiner.refine.dim: must divide by heads and by 4")
+        if 2 * own.mask_head.pooler_size != GRID:
+            raise EdgesegError(f"model.transfiner.mask_head.pooler_size: must be {GRID // 2} (28x28 coarse masks)")
+        super().__init__(cfg)
+        self.incoherence_head = IncoherenceHead(own.feat_channels + own.mask_head.channels, r.incoherence_convs,
+                                                r.incoherence_channels)
+        self.fine = FineStem(r.fine_channels)
+        self.refiner = Refiner(r, own.feat_channels + r.fine_channels + 1)
+        if r.select == "random":  # a fixed order, the same in training, inference and every runtime
+            self.register_buffer("random_scores", torch.rand(GRID * GRID, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, images: Tensor) -> dict:
+        out, features = self.detect(images)
+        own = self.cfg.method
+        feature = features[own.mask_head.feature]
+        fine = self.fine(images)
+        if self.training:  # the losses run the heads on matched queries only
+            out.update(mask_feature=feature, fine=fine)
+            return out
+        boxes = out["boxes"][-1]
+        b, n = boxes.shape[:2]
+        r = min(own.refine.refined, n)
+        size = LEVELS[-1]
+        coarse_all = self.mask_head(feature, boxes).reshape(b * n, 1, GRID, GRID)
+        masks = F.interpolate(coarse_all, size=(size, size), mode="bilinear", align_corners=False).reshape(b, n, size, size)
+        top = out["logits"][-1].sigmoid().amax(-1).topk(r, dim=1).indices  # [B, R]
+        top_boxes = boxes.gather(1, top[..., None].expand(b, r, 4))
+        roi, hidden, coarse = self.mask_head.parts(feature, top_boxes)
+        incoherence = self.incoherence_head(roi, hidden)
+        refined = self.refine(coarse[:, 0], incoherence, top_boxes.reshape(-1, 4), feature, fine, images.shape[-2:])[0]
+        out["masks"] = masks.scatter(1, top[..., None, None].expand(b, r, size, size), refined.reshape(b, r, size, size))
+        return out
+
+    def refine(self, coarse: Tensor, incoherence: Tensor, boxes: Tensor, feature: Tensor, fine: Tensor, input_hw):
+        """Refine K = B * R RoIs, image-major with R per image of ``feature`` [B, C, H, W]: coarse
+        logits [K, 28, 28], incoherence [K, 28, 28], boxes [K, 4] (input pixels of an ``input_hw``
+        input) -> (masks [K, 112, 112] logits, token logits [K, T], token positions [K, T, 2] in
+        input pixels)."""
+        cfg = self.cfg.method.refine
+        k, b = coarse.shape[0], feature.shape[0]
+        probs = coarse.sigmoid().detach()
+        if cfg.select == "incoherence":
+            scores = incoherence.detach().flatten(1)
+        elif cfg.select == "uncertain":
+            scores = 1 - (2 * probs - 1).abs().flatten(1)
+        else:
+            scores = self.random_scores.expand(k, -1)
+        nodes = level_nodes(scores, list(cfg.cells))
+        uv = torch.cat([grid_centres(CONTEXT, k, coarse.device)]
+                       + [cell_centres(index, grid) for index, grid in zip(nodes, LEVELS)], 1)  # [K, T, 2]
+        xy = in_image(uv, boxes)
+        coords = (xy / xy.new_tensor([input_hw[1], input_hw[0]])).reshape(b, -1, 2)
+        sampled = torch.cat([sample_features(feature, coords), sample_features(fine, coords)], -1)
+        tokens = torch.cat([sampled.reshape(k, uv.shape[1], -1), point_sample(probs, uv)[..., None]], -1)
+        logits = self.refiner(tokens, uv)
+        levels = logits[:, CONTEXT * CONTEXT :].split([index.shape[1] for index in nodes], 1)
+        return assemble(coarse, nodes, list(levels)), logits, xy
+
+    def losses(self, outputs: dict, targets: list[dict]) -> dict[str, Tensor]:
+        own = self.cfg.method
+        losses, matches, num_instances = adamixer_losses(outputs, targets, own.loss)
+        losses.update(matched_mask_losses(self.mask_head, outputs, targets, matches, num_instances, own.mask_head))
+        losses.update(self.refinement_losses(outputs, targets, matches))
+        return losses
+
+    def refinement_losses(self, outputs: dict, targets: list[dict], matches) -> dict[str, Tensor]:
+        """Incoherence (dice + BCE) and refinement (BCE of every token against the target mask read
+        at the token) on the first ``refine.train_refined`` matched queries of the batch."""
+        cfg = self.cfg.method.refine
+        boxes = outputs["boxes"][-1].detach()
+        feature, fine = outputs["mask_feature"], outputs["fine"]
+        h, w = outputs["input_hw"]
+        budget, incoherence, wanted_incoherence, logits, wanted = cfg.train_refined, [], [], [], []
+        for b, (queries, gts) in enumerate(matches):
+            queries, gts = queries[:budget], gts[:budget]
+            if len(queries) == 0:
+                continue
+            budget -= len(queries)
+            box = boxes[b, queries]
+            roi, hidden, coarse = self.mask_head.parts(feature[b : b + 1], box[None])
+            inc = self.incoherence_head(roi, hidden)
+            masks = targets[b]["masks"][gts].float()
+            incoherence.append(inc)
+            wanted_incoherence.append(incoherence_targets(masks, box))
+            _, token_logits, xy = self.refine(coarse[:, 0], inc, box, feature[b : b + 1], fine[b : b + 1], (h, w))
+            logits.append(token_logits)
+            with torch.no_grad():
+                wanted.append((point_sample(masks, xy / xy.new_tensor([w, h])) >= 0.5).float())
+        if not logits:
+            zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+            return {"loss_incoherence": zero, "loss_refine": zero}
+        return {"loss_incoherence": incoherence_losses(torch.cat(incoherence), torch.cat(wanted_incoherence),
+                                                       cfg.incoherence_weight),
+                "loss_refine": F.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(wanted)) * cfg.refine_weight}

@@ -1,0 +1,83 @@
+"""The quadtree of a 28x28 RoI mask as static tensors: which cells each level refines, where its
+nodes lie in the box, and how refined values overwrite a level before it is upsampled.
+
+Levels are 28, 56 and 112 cells per side. Level 28 refines the top ``cells[0]`` cells; level 56
+the 4 children of each of the top ``cells[1]``; level 112 the 16 children of the top ``cells[2]``
+(the official code refines every child of a cell over a threshold: a variable count). Counts are
+fixed so that the graph has static shapes: TopK instead of ``nonzero``, gather/scatter with
+computed indices, no loop over instances.
+
+TopK ties: runtimes order equal keys differently, and the scores tie often (a saturated sigmoid,
+or the "random" order's repeats). Keys are therefore integers, unique per cell: the score in
+1/256 steps, then the cell index (lower first), exactly representable in float32.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+GRID = 28
+LEVELS = (28, 56, 112)
+_BUCKETS = 256
+_CELLS = GRID * GRID
+
+
+def cell_keys(scores: Tensor) -> Tensor:
+    """[K, 784] scores in [0, 1] -> distinct integer-valued float keys, larger = refined first."""
+    index = torch.arange(_CELLS, dtype=scores.dtype, device=scores.device)
+    return torch.floor(scores.clamp(0, 1) * _BUCKETS) * 1024.0 + (1023.0 - index)
+
+
+def choose_cells(scores: Tensor, count: int) -> Tensor:
+    """The ``count`` highest-scoring 28x28 cells [K, count] (flat indices), best first."""
+    return torch.topk(cell_keys(scores), count, dim=1).indices
+
+
+def children(cells: Tensor, factor: int) -> Tensor:
+    """Flat indices at grid ``28 * factor`` of every child of the 28x28 ``cells`` [K, n] -> [K, n * factor^2]."""
+    row, col = torch.div(cells, GRID, rounding_mode="floor"), cells % GRID
+    offsets = torch.arange(factor, device=cells.device)
+    rows = (row * factor)[..., None, None] + offsets[:, None]  # [K, n, f, 1]
+    cols = (col * factor)[..., None, None] + offsets[None, :]  # [K, n, 1, f]
+    return (rows * (GRID * factor) + cols).flatten(1)
+
+
+def level_nodes(scores: Tensor, cells: list[int]) -> list[Tensor]:
+    """Per level (28, 56, 112), the flat node indices [K, n_level] at that level's grid."""
+    order = choose_cells(scores, max(cells))  # one TopK: each level takes a prefix of the same order
+    return [order[:, : cells[0]], children(order[:, : cells[1]], 2), children(order[:, : cells[2]], 4)]
+
+
+def cell_centres(index: Tensor, grid: int) -> Tensor:
+    """Flat cell indices [K, n] at ``grid`` -> (u, v) centres in the box's unit square [K, n, 2]."""
+    row, col = torch.div(index, grid, rounding_mode="floor"), index % grid
+    return torch.stack([(col.to(torch.float32) + 0.5) / grid, (row.to(torch.float32) + 0.5) / grid], -1)
+
+
+def grid_centres(grid: int, count: int, device=None) -> Tensor:
+    """Every cell centre of a ``grid`` x ``grid`` box grid, row-major, for ``count`` boxes [count, grid^2, 2]."""
+    index = torch.arange(grid * grid, device=device)[None].expand(count, -1)
+    return cell_centres(index, grid)
+
+
+def in_image(uv: Tensor, boxes: Tensor) -> Tensor:
+    """(u, v) in the unit square of boxes [K, 4] (xyxy) -> (x, y) input pixels [K, n, 2]."""
+    return boxes[:, None, :2] + uv * (boxes[:, None, 2:] - boxes[:, None, :2])
+
+
+def assemble(coarse: Tensor, nodes: list[Tensor], values: list[Tensor]) -> Tensor:
+    """Coarse 28x28 logits [K, 28, 28] with each level's nodes overwritten by their refined logits,
+    upsampled bilinearly to the next level: [K, 112, 112]. Cell centres stay at (i + 0.5) / grid of
+    the box at every level (``align_corners=False``, as the nodes are placed and as the mask is
+    pasted); the official code aligns corners here, shifting finer levels by up to half a cell."""
+    k = coarse.shape[0]
+    out = coarse.reshape(k, -1)
+    for level, (index, value) in enumerate(zip(nodes, values)):
+        if level:
+            size = LEVELS[level]
+            out = F.interpolate(out.reshape(k, 1, size // 2, size // 2), size=(size, size), mode="bilinear",
+                                align_corners=False).reshape(k, -1)
+        out = out.scatter(1, index, value.to(out.dtype))
+    return out.reshape(k, LEVELS[-1], LEVELS[-1])
