@@ -100,12 +100,13 @@ def eval_(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or
           out: Optional[Path] = typer.Option(None, "--out", help="Results JSON (default: beside the model)."),
           device: Optional[str] = typer.Option(None, help="Bundle device (OpenVINO: CPU/GPU/NPU; ORT: cpu/cuda)."),
           threads: Optional[int] = typer.Option(None, help="Inference threads (bundles)."),
-          class_agnostic: bool = typer.Option(False, "--class-agnostic", help="Score regardless of class (COCO useCats=0).")):
+          class_agnostic: bool = typer.Option(False, "--class-agnostic", help="Score regardless of class (COCO useCats=0)."),
+          boundary: bool = typer.Option(False, "--boundary", help="Also boundary AP (masks): min of mask and boundary IoU.")):
     """COCO AP (pycocotools) of a model on a dataset, by its output kind (mask AP and box AP, or box AP),
     with the full 12-number summary of each."""
     from edgeseg.workflows import evaluate_model
 
-    report = evaluate_model(model, data, out, device, threads, class_agnostic)
+    report = evaluate_model(model, data, out, device, threads, class_agnostic, boundary)
     for iou_type, part in report["by_type"].items():
         typer.echo(f"{iou_type}:\n{part['summary'].rstrip()}")
     from edgeseg.postprocess import METRIC_NAMES

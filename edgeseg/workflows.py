@@ -12,7 +12,8 @@ from edgeseg.evaluation.coco_eval import detections_to_results, save_results
 from edgeseg.io import atomic_path, check_output
 from edgeseg.predictor import load_predictor
 
-def evaluate_model(model_path, data, out=None, device=None, threads=None, class_agnostic: bool = False) -> dict:
+def evaluate_model(model_path, data, out=None, device=None, threads=None, class_agnostic: bool = False,
+                   boundary: bool = False) -> dict:
     from edgeseg.evaluation.dataset_eval import evaluate_dataset
 
     model_path = Path(model_path)
@@ -22,7 +23,7 @@ def evaluate_model(model_path, data, out=None, device=None, threads=None, class_
     predictor = load_predictor(model_path, device, threads)
     if predictor.class_names != dataset.class_names:
         raise fail(dataset.json_path, f"classes {dataset.class_names} differ from the model's {predictor.class_names}")
-    report = evaluate_dataset(predictor, dataset, class_agnostic=class_agnostic)
+    report = evaluate_dataset(predictor, dataset, class_agnostic=class_agnostic, boundary=boundary)
     save_results(out, report.pop("results"))
     report["results_path"] = str(out)
     return report

@@ -22,16 +22,18 @@ def predict_dataset(predict: Callable[..., Detections], dataset: CocoDataset, pr
 
 
 def evaluate_dataset(predict: Callable[..., Detections], dataset: CocoDataset, kind: str | None = None,
-                     class_agnostic: bool = False, progress=None) -> dict:
+                     class_agnostic: bool = False, progress=None, boundary: bool = False) -> dict:
     """The primary metric's report (``metric``, ``iou_type``, ``stats``, ``metrics``, ``summary``),
     every evaluation of the kind under ``by_type``, and the raw ``results``.
 
     ``kind`` defaults to the predictor's own (``predict.kind``); ``class_agnostic`` scores masks
-    or boxes whatever their class (COCO ``useCats=0``), as annotation-free training needs.
+    or boxes whatever their class (COCO ``useCats=0``), as annotation-free training needs;
+    ``boundary`` adds boundary AP for a kind with masks (edgeseg/evaluation/boundary.py).
     """
     kind = output_kind(kind or predict.kind.name)
     results = predict_dataset(predict, dataset, progress)
-    by_type = {t: evaluate(dataset.json_path, results, iou_type=t, use_cats=not class_agnostic) for t in kind.iou_types}
+    iou_types = kind.iou_types + (("boundary",) if boundary and kind.masks else ())
+    by_type = {t: evaluate(dataset.json_path, results, iou_type=t, use_cats=not class_agnostic) for t in iou_types}
     primary = kind.iou_types[0]
     name = METRIC_NAMES[primary] + (" (class-agnostic)" if class_agnostic else "")
     return {**by_type[primary], "metric": name, "by_type": by_type, "results": results}

@@ -31,7 +31,7 @@ OUTPUT_KINDS = {
     "boxes": OutputKind("boxes", boxes.OUTPUTS, boxes.postprocess, ("bbox",), False),
     "roi_masks": OutputKind("roi_masks", roi_masks.OUTPUTS, roi_masks.postprocess, ("segm", "bbox"), True),
 }
-METRIC_NAMES = {"segm": "mask AP", "bbox": "box AP"}
+METRIC_NAMES = {"segm": "mask AP", "bbox": "box AP", "boundary": "boundary AP"}
 THRESHOLDS = ("cls_threshold", "mask_threshold", "max_detections", "score_threshold")
 # The deploy threshold of bundles and checkpoints that do not name one: what predict, demo and bench
 # show. Evaluation keeps every detection over ``cls_threshold`` (``score=0``).

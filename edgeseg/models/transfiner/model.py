@@ -15,7 +15,7 @@ from edgeseg.models.adamixer.model import AdaMixer, matched_mask_losses
 from edgeseg.models.point_sample import point_sample, sample_features
 from edgeseg.models.transfiner.incoherence import IncoherenceHead, incoherence_losses, incoherence_targets
 from edgeseg.models.transfiner.quadtree import (GRID, LEVELS, assemble, cell_centres, grid_centres, in_image,
-                                                level_nodes)
+                                                level_nodes, top_indices)
 from edgeseg.models.transfiner.refiner import FineStem, Refiner
 
 SELECTIONS = ("incoherence", "uncertain", "random")
@@ -63,7 +63,7 @@ class MaskTransfiner(AdaMixer):
         size = LEVELS[-1]
         coarse_all = self.mask_head(feature, boxes).reshape(b * n, 1, GRID, GRID)
         masks = F.interpolate(coarse_all, size=(size, size), mode="bilinear", align_corners=False).reshape(b, n, size, size)
-        top = out["logits"][-1].sigmoid().amax(-1).topk(r, dim=1).indices  # [B, R]
+        top = top_indices(out["logits"][-1].sigmoid().amax(-1), r)  # [B, R]
         top_boxes = boxes.gather(1, top[..., None].expand(b, r, 4))
         roi, hidden, coarse = self.mask_head.parts(feature, top_boxes)
         incoherence = self.incoherence_head(roi, hidden)

@@ -7,9 +7,11 @@ the 4 children of each of the top ``cells[1]``; level 112 the 16 children of the
 fixed so that the graph has static shapes: TopK instead of ``nonzero``, gather/scatter with
 computed indices, no loop over instances.
 
-TopK ties: runtimes order equal keys differently, and the scores tie often (a saturated sigmoid,
-or the "random" order's repeats). Keys are therefore integers, unique per cell: the score in
-1/256 steps, then the cell index (lower first), exactly representable in float32.
+TopK ties: runtimes order equal keys differently, and scores tie or nearly tie often (a saturated
+sigmoid, an untrained head, the detections' scores): a difference of 1e-7 between PyTorch and a
+runtime must not change what is refined. Keys are therefore integers, unique per index: the score
+in 1/256 steps, then the index (lower first), exactly representable in float32. The same keys
+pick the refined detections.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ _BUCKETS = 256
 _CELLS = GRID * GRID
 
 
-def cell_keys(scores: Tensor) -> Tensor:
-    """[K, 784] scores in [0, 1] -> distinct integer-valued float keys, larger = refined first."""
-    index = torch.arange(_CELLS, dtype=scores.dtype, device=scores.device)
+def ranking_keys(scores: Tensor) -> Tensor:
+    """[K, n] scores in [0, 1] (n <= 1024) -> distinct integer-valued float keys, larger = first."""
+    index = torch.arange(scores.shape[-1], dtype=scores.dtype, device=scores.device)
     return torch.floor(scores.clamp(0, 1) * _BUCKETS) * 1024.0 + (1023.0 - index)
 
 
-def choose_cells(scores: Tensor, count: int) -> Tensor:
-    """The ``count`` highest-scoring 28x28 cells [K, count] (flat indices), best first."""
-    return torch.topk(cell_keys(scores), count, dim=1).indices
+def top_indices(scores: Tensor, count: int) -> Tensor:
+    """Indices [K, count] of the ``count`` best of [K, n] scores in [0, 1], by :func:`ranking_keys`."""
+    return torch.topk(ranking_keys(scores), count, dim=1).indices
 
 
 def children(cells: Tensor, factor: int) -> Tensor:
@@ -46,7 +48,7 @@ def children(cells: Tensor, factor: int) -> Tensor:
 
 def level_nodes(scores: Tensor, cells: list[int]) -> list[Tensor]:
     """Per level (28, 56, 112), the flat node indices [K, n_level] at that level's grid."""
-    order = choose_cells(scores, max(cells))  # one TopK: each level takes a prefix of the same order
+    order = top_indices(scores, max(cells))  # one TopK: each level takes a prefix of the same order
     return [order[:, : cells[0]], children(order[:, : cells[1]], 2), children(order[:, : cells[2]], 4)]
 
 
