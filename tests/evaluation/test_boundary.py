@@ -45,3 +45,26 @@ def test_boundary_ap_uses_the_smaller_of_mask_and_boundary_iou():
     assert evaluate(gt, results, "segm")["metrics"]["AP"] == pytest.approx(0.9)
     assert evaluate(gt, results, "boundary")["metrics"]["AP"] == pytest.approx(0.5)
     assert evaluate(gt, masks_to_results(1, square(10, 10)[None], [0.9], [0], [1]), "boundary")["metrics"]["AP"] == pytest.approx(1.0)
+
+
+def test_dataset_evaluation_adds_boundary_ap_on_request(tmp_path):
+    from edgeseg.data.coco import CocoDataset
+    from edgeseg.data.coco_writer import write_coco
+    from edgeseg.evaluation.dataset_eval import evaluate_dataset
+    from edgeseg.postprocess import Detections, output_kind
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    write_coco(tmp_path / "ds", [("a.png", image)], [[(square(10, 10), 0)]], ["x"])
+    dataset = CocoDataset(tmp_path / "ds")
+
+    def predict(image, name=None, score=0.0):  # the square one pixel off: mask AP 0.9, boundary AP 0.5
+        return Detections(np.array([[11, 10, 31, 30]], np.float32), np.array([0.9], np.float32),
+                          np.array([0]), square(11, 10)[None].astype(bool))
+
+    predict.kind = output_kind("roi_masks")
+    plain = evaluate_dataset(predict, dataset)
+    assert sorted(plain["by_type"]) == ["bbox", "segm"] and plain["metrics"]["AP"] == pytest.approx(0.9)
+    report = evaluate_dataset(predict, dataset, boundary=True)
+    assert report["by_type"]["boundary"]["metrics"]["AP"] == pytest.approx(0.5)
+    predict.kind = output_kind("boxes")  # a kind without masks has no boundary AP
+    assert "boundary" not in evaluate_dataset(predict, dataset, boundary=True)["by_type"]
