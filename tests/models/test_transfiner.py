@@ -1,0 +1,56 @@
+"""Mask Transfiner's static quadtree, incoherence targets and refinement, by hand-checkable cases."""
+
+from __future__ import annotations
+
+import torch
+
+from edgeseg.models.transfiner.incoherence import incoherence_targets
+from edgeseg.models.transfiner.quadtree import (assemble, cell_centres, children, in_image, level_nodes,
+                                                ranking_keys, top_indices)
+
+
+def test_ranking_is_stable_under_tiny_differences():
+    """What PyTorch and a runtime refine must not depend on 1e-7 differences: near-equal scores
+    order by index, whatever their last bits."""
+    scores = torch.tensor([[0.30, 0.5 + 1e-7, 0.5, 0.5 - 1e-7, 0.9]])
+    assert top_indices(scores, 4).tolist() == [[4, 1, 2, 3]]
+    assert top_indices(scores.flip(-1) * 0 + torch.tensor([[0.5, 0.5, 0.5, 0.5, 0.5]]), 3).tolist() == [[0, 1, 2]]
+    keys = ranking_keys(torch.rand(3, 784))
+    assert all(len(set(k.tolist())) == 784 for k in keys)  # distinct, exact in float32
+
+
+def test_children_and_centres_of_a_cell():
+    cell = torch.tensor([[2 * 28 + 5]])  # row 2, column 5 of the 28 grid
+    kids = children(cell, 2)
+    assert sorted(kids[0].tolist()) == [4 * 56 + 10, 4 * 56 + 11, 5 * 56 + 10, 5 * 56 + 11]
+    assert children(cell, 4).shape == (1, 16)
+    uv = cell_centres(cell, 28)
+    torch.testing.assert_close(uv, torch.tensor([[[5.5 / 28, 2.5 / 28]]]))
+    xy = in_image(uv, torch.tensor([[10.0, 20.0, 38.0, 76.0]]))  # 28 x 56 pixel box
+    torch.testing.assert_close(xy, torch.tensor([[[15.5, 25.0]]]))
+    nodes = level_nodes(torch.rand(2, 784), [6, 3, 2])
+    assert [n.shape for n in nodes] == [(2, 6), (2, 12), (2, 32)]
+    # the finer levels refine children of the best cells of the level above
+    assert set((nodes[2][0] // 112 // 4 * 28 + nodes[2][0] % 112 // 4).tolist()) <= set(nodes[0][0].tolist())
+
+
+def test_assemble_overwrites_each_level_then_upsamples():
+    coarse = torch.full((1, 28, 28), -5.0)
+    level0 = torch.tensor([[3 * 28 + 7]])
+    level2 = torch.tensor([[100 * 112 + 50]])
+    out = assemble(coarse, [level0, torch.zeros(1, 0, dtype=torch.long), level2],
+                   [torch.tensor([[5.0]]), torch.zeros(1, 0), torch.tensor([[9.0]])])
+    assert out.shape == (1, 112, 112)
+    assert out[0, 100, 50] == 9.0  # the finest level is written last, exactly
+    centre = out[0, 3 * 4 + 1 : 3 * 4 + 3, 7 * 4 + 1 : 7 * 4 + 3]  # the refined 28 cell, upsampled twice
+    assert centre.min() > 0 and centre.max() == out[0, :90].max()
+    assert out[0, 60, 60] == -5.0  # untouched far away
+
+
+def test_incoherence_marks_the_boundary_of_a_mask():
+    masks = torch.zeros(1, 64, 64)
+    masks[0, 16:48, 16:48] = 1  # a 32x32 square
+    target = incoherence_targets(masks, torch.tensor([[16.0, 16.0, 48.0, 48.0]]))
+    assert target.shape == (1, 28, 28)
+    assert target[0, 0].all() and target[0, :, 0].all() and target[0, -1].all()  # the edges
+    assert not target[0, 6:22, 6:22].any()  # the interior keeps its information
