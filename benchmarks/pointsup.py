@@ -97,9 +97,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/pointsup"))
     ap.add_argument("--report", action="store_true", help="only tabulate the runs that finished")
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS), help="what to train")
     args = ap.parse_args()
 
-    plan = [(name, variant) for name in DATASETS for variant in variants(name)]
+    plan = [(name, variant) for name in args.datasets for variant in variants(name)]
     plan.sort(key=lambda item: item[1] not in FIRST)  # stable: datasets keep their order within each part
     if not args.report:
         for name, variant in plan:
@@ -112,7 +113,7 @@ def main() -> None:
             train(out, recipe, base_sets + data + sets, args.minutes or minutes, args.seed)
             print(name, variant, finished(out), flush=True)
     results: dict[str, dict[str, dict]] = {}
-    for name, variant in ((n, v) for n in DATASETS for v in variants(n)):
+    for name, variant in ((n, v) for n in args.datasets for v in variants(n)):
         r = finished(args.out / name / slug(variant))
         if r:
             results.setdefault(name, {})[variant] = {"points": variants(name)[variant][0], **r}

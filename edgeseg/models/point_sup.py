@@ -29,31 +29,13 @@ def point_bce(logits: Tensor, labels: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits[valid], labels[valid].to(logits.dtype))
 
 
-def point_dice(probs: Tensor, labels: Tensor, smooth: float = 1.0) -> Tensor:
-    """Dice between probabilities [..., P] and labels [..., P] over the labelled points, smoothed so
-    that an instance whose labelled points are all background is scored too (1 when the
-    probabilities there are 0)."""
+def labelled_sums(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Over the labelled points (label 0 or 1) of probabilities [..., P] and labels [..., P]:
+    (sum p * t, sum p^2, sum t^2), the terms of a dice or (with binary p) an IoU."""
     valid = (labels >= 0).to(probs.dtype)
-    target = labels.clamp(min=0).to(probs.dtype) * valid
+    t = labels.clamp(min=0).to(probs.dtype) * valid
     p = probs * valid
-    return (2 * (p * target).sum(-1) + smooth) / ((p * p).sum(-1) + (target * target).sum(-1) + smooth)
-
-
-def pairwise_point_dice(probs: Tensor, labels: Tensor, smooth: float = 1.0) -> Tensor:
-    """Dice of every prediction with every target: probs [N, M, P] (prediction n read at target m's
-    points), labels [M, P] -> [N, M]."""
-    return point_dice(probs, labels.unsqueeze(0).expand_as(probs), smooth)
-
-
-def point_iou(probs: Tensor, labels: Tensor, threshold: float = 0.4) -> Tensor:
-    """IoU of the binarised prediction with the labels over the labelled points ([K, P] -> [K]):
-    an estimate of the mask IoU from the points alone; 1 when neither marks any point."""
-    valid = (labels >= 0).to(probs.dtype)
-    pred = (probs >= threshold).to(probs.dtype) * valid
-    target = labels.clamp(min=0).to(probs.dtype) * valid
-    inter = (pred * target).sum(-1)
-    union = (pred + target - pred * target).sum(-1)
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    return (p * t).sum(-1), (p * p).sum(-1), (t * t).sum(-1)
 
 
 def points_in_boxes(points: Tensor, labels: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from edgeseg.models.point_sample import point_sample, sample_features
-from edgeseg.models.point_sup import (pairwise_point_dice, point_bce, point_dice, point_iou,
-                                      points_in_boxes, trains_on_points)
+from edgeseg.models.point_sup import labelled_sums, point_bce, points_in_boxes, trains_on_points
 
 
 def test_point_sample_reads_a_strided_map_at_input_pixels():
@@ -36,11 +35,9 @@ def test_point_losses_ignore_unlabelled_points():
     assert loss.item() == pytest.approx(want.item())
     none = torch.zeros(1, 2, requires_grad=True)
     assert point_bce(none, torch.full((1, 2), -1)).item() == 0.0
-    probs = torch.tensor([[1.0, 0.0, 0.3], [0.0, 0.0, 0.9]])
-    assert point_dice(probs, torch.tensor([[1, 0, -1], [0, 0, -1]])).tolist() == [1.0, 1.0]
-    assert point_iou(probs, torch.tensor([[1, 1, -1], [0, 0, -1]])).tolist() == [0.5, 1.0]
-    pair = pairwise_point_dice(torch.stack([probs, probs.flip(0)]), torch.tensor([[1, 0, -1], [0, 0, -1]]))
-    assert pair.shape == (2, 2) and pair[0].tolist() == [1.0, 1.0]
+    probs = torch.tensor([[1.0, 0.5, 0.3], [0.0, 0.0, 0.9]])
+    pt, pp, tt = labelled_sums(probs, torch.tensor([[1, 0, -1], [0, 1, -1]]))
+    assert pt.tolist() == [1.0, 0.0] and pp.tolist() == [1.25, 0.0] and tt.tolist() == [1.0, 1.0]
 
 
 def test_points_in_boxes_and_outside_points_ignored():

@@ -22,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from edgeseg.errors import EdgesegError
 from edgeseg.models.losses import mean_instances, sigmoid_focal_loss
 from edgeseg.models.point_sample import point_sample
-from edgeseg.models.point_sup import point_bce
+from edgeseg.models.point_sup import labelled_sums, point_bce
 from edgeseg.models.sparseinst.config import LossConfig
 
 MASK_STRIDE = 4  # pred_masks are at 1/4 of the (padded) input
@@ -37,14 +37,6 @@ def outside_boxes(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
     x0, y0, x1, y1 = (v[:, None, None] for v in boxes.unbind(-1))
     inside = (cx >= x0) & (cx <= x1) & (cy[:, None] >= y0) & (cy[:, None] <= y1)
     return (~inside).flatten(1).to(boxes.dtype)
-
-
-def _point_terms(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per pair over the labelled points: (sum p * t, sum p^2, sum t^2) of probs [..., P], labels [..., P]."""
-    valid = (labels >= 0).to(probs.dtype)
-    t = labels.clamp(min=0).to(probs.dtype) * valid
-    p = probs * valid
-    return (p * t).sum(-1), (p * p).sum(-1), (t * t).sum(-1)
 
 
 def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig, num_classes: int) -> dict:
@@ -69,7 +61,7 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
         away = outside_boxes(t["boxes"].float(), h, w)  # [M, hw]
         flat = pred_masks[b].flatten(1)  # [N, hw]
         with torch.no_grad():
-            pt, pp, tt = _point_terms(sampled.sigmoid(), t["point_labels"][None].expand(n, -1, -1))
+            pt, pp, tt = labelled_sums(sampled.sigmoid(), t["point_labels"][None].expand(n, -1, -1))
             squares = flat.sigmoid() ** 2
             dice = (2 * pt + SMOOTH) / (pp + squares @ away.t() + tt + SMOOTH)  # outside cells: label 0
             cost = dice ** cfg.matcher_alpha * logits[b].sigmoid()[:, t["labels"]] ** cfg.matcher_beta
@@ -92,15 +84,15 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
     src, tgt = torch.cat(at_points), torch.cat(point_labels)
     full, outside = torch.cat(full), torch.cat(outside)
     probs, full_probs = src.sigmoid(), full.sigmoid()
-    pt, pp, tt = _point_terms(probs, tgt)
+    pt, pp, tt = labelled_sums(probs, tgt)
     spill = (full_probs ** 2 * outside).sum(-1)
     dice = (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
     outside_bce = (F.binary_cross_entropy_with_logits(full, torch.zeros_like(full), reduction="none") * outside
                    ).sum() / outside.sum().clamp(min=1)
     with torch.no_grad():
         if cfg.point_objectness == "iou":  # binarised at 0.4, as the mask path's IoU
-            hit, fp = _point_terms((probs >= 0.4).float(), tgt)[:2]  # hit: sum pred*t; fp: sum pred (pred^2 = pred)
-            union = fp + tt - hit + ((full_probs >= 0.4).float() * outside).sum(-1)
+            hit, predicted = labelled_sums((probs >= 0.4).float(), tgt)[:2]  # binary: sum p^2 = sum p
+            union = predicted + tt - hit + ((full_probs >= 0.4).float() * outside).sum(-1)
             quality = torch.where(union > 0, hit / union.clamp(min=1), torch.ones_like(union))
         else:
             quality = torch.ones_like(dice)
