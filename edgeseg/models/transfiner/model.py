@@ -37,6 +37,8 @@ class MaskTransfiner(AdaMixer):
                                f"mixer one of {', '.join(MIXERS)}")
         if len(r.cells) != 3 or not all(0 < c <= GRID * GRID for c in r.cells):
             raise EdgesegError(f"model.transfiner.refine.cells: three counts from 1 to {GRID * GRID}, got {r.cells}")
+        if own.num_queries > 1024:  # the ranking keys order at most 1024 indices exactly
+            raise EdgesegError(f"model.transfiner.num_queries {own.num_queries}: at most 1024")
         if r.dim % r.heads or r.dim % 4:
             raise EdgesegError("model.transfiner.refine.dim: must divide by heads and by 4")
         if 2 * own.mask_head.pooler_size != GRID:
