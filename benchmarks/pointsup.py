@@ -125,8 +125,9 @@ def main() -> None:
         full = by_variant.get("full masks", {}).get("mask AP", float("nan"))
         label = "shapes (AdaMixer + mask head)" if name == "adamixer" else f"{name} (SparseInst)"
         for variant, r in by_variant.items():
-            lines.append(f"| {label} | {variant} | {r['mask AP']:.1f} | {r['AP50']:.1f} | "
-                         f"{100 * r['mask AP'] / full:.0f}% | {r['steps']} in {r['minutes']:.1f} min |")
+            ratio = f"{100 * r['mask AP'] / full:.0f}%" if full > 0 else "n/a"
+            lines.append(f"| {label} | {variant} | {r['mask AP']:.1f} | {r['AP50']:.1f} | {ratio} | "
+                         f"{r['steps']} in {r['minutes']:.1f} min |")
     table = "\n".join(lines)
     (args.out / "table.md").write_text(table + "\n")
     print(table)
