@@ -23,6 +23,12 @@ MIXERS = ("transformer", "mlp")
 CONTEXT = 14  # the RoI features' grid: every cell is a context token
 
 
+def in_unit_square(xy: Tensor, input_hw) -> Tensor:
+    """Input pixels -> the input's unit square. Divided by the sizes themselves (not a tensor built
+    from them), so that an exported graph keeps them dynamic."""
+    return torch.cat([xy[..., :1] / input_hw[1], xy[..., 1:] / input_hw[0]], -1)
+
+
 class MaskTransfiner(AdaMixer):
     """``forward`` as AdaMixer's, with ``masks`` [B, N, 112, 112] logits at inference: the top
     ``refine.refined`` queries by class score refined, the others their coarse mask upsampled."""
@@ -91,7 +97,7 @@ class MaskTransfiner(AdaMixer):
         uv = torch.cat([grid_centres(CONTEXT, k, coarse.device)]
                        + [cell_centres(index, grid) for index, grid in zip(nodes, LEVELS)], 1)  # [K, T, 2]
         xy = in_image(uv, boxes)
-        coords = (xy / xy.new_tensor([input_hw[1], input_hw[0]])).reshape(b, -1, 2)
+        coords = in_unit_square(xy, input_hw).reshape(b, -1, 2)
         sampled = torch.cat([sample_features(feature, coords), sample_features(fine, coords)], -1)
         tokens = torch.cat([sampled.reshape(k, uv.shape[1], -1), point_sample(probs, uv)[..., None]], -1)
         logits = self.refiner(tokens, uv)
@@ -127,7 +133,7 @@ class MaskTransfiner(AdaMixer):
             _, token_logits, xy = self.refine(coarse[:, 0], inc, box, feature[b : b + 1], fine[b : b + 1], (h, w))
             logits.append(token_logits)
             with torch.no_grad():
-                wanted.append((point_sample(masks, xy / xy.new_tensor([w, h])) >= 0.5).float())
+                wanted.append((point_sample(masks, in_unit_square(xy, (h, w))) >= 0.5).float())
         if not logits:
             zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
             return {"loss_incoherence": zero, "loss_refine": zero}
