@@ -247,9 +247,6 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
     out.mkdir(parents=True, exist_ok=True)
     train_set, val_set = prepare_data(recipe, rank)
     recipe.model.num_classes = len(train_set.class_names)
-    if rank == 0:
-        log(f"training {recipe.model.name} on {len(train_set)} images with {check_supervision(train_set, recipe.model)} "
-            f"supervision ({train_set.source})")
 
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)
@@ -368,13 +365,14 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
     summary = {"output_dir": str(out), "step": step, "max_iter": solver.max_iter,
                "train_minutes": round(scheduler.elapsed / 60, 2), "best_ap": best_ap,
                "schedule_completed": round(completed, 4), "time_capped": time_capped,
-               "expected_ap": tcfg.expected_ap}
+               "expected_ap": tcfg.expected_ap, "supervision": check_supervision(train_set, recipe.model)}
     if time_capped:
         log(f"solver.max_minutes={solver.max_minutes:g} reached at step {step}/{solver.max_iter}: "
             f"the LR schedule ran {completed:.0%} of its course, compressed into "
             f"{step / solver.max_iter:.0%} of the recipe's steps")
     else:
         log(f"trained {step}/{solver.max_iter} steps: {completed:.0%} of the LR schedule")
+    log(f"trained from {summary['supervision']} ({train_set.source}, {len(train_set)} images)")
     jsonl.write(done=True, **summary)
     if dist.is_initialized():
         dist.barrier()
