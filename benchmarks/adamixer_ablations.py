@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import new_plot, write_table
+
 VARIANTS = {
     "adaptive 3D (AdaMixer)": [],
     "static M/S": ["model.adamixer.adaptive_mixing=false"],
@@ -62,15 +64,9 @@ def main() -> None:
         per = ", ".join(f"{v:.1f}" for v in final)
         spread = max(final) - min(final) if final else float("nan")
         lines.append(f"| {name} | {per} | {statistics.mean(final):.1f} | {spread:.1f} |")
-    table = "\n".join(lines)
-    (args.out / "table.md").write_text(table + "\n")
-    print(table)
+    write_table(args.out, lines)
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_plot()
     for (name, by_seed), color in zip(results.items(), ("C0", "C1", "C2")):
         for seed, evals in by_seed.items():
             ax.plot([e["step"] for e in evals], [e["eval"]["AP"] * 100 for e in evals], color=color,

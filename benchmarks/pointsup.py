@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import new_plot, write_table
+
 EDGESEG = str(Path(sys.executable).parent / "edgeseg")
 POINTS = (1, 3, 5, 10, 20)
 # name -> (recipe, minutes of training per run, extra --set for every run)
@@ -128,15 +130,9 @@ def main() -> None:
             ratio = f"{100 * r['mask AP'] / full:.0f}%" if full > 0 else "n/a"
             lines.append(f"| {label} | {variant} | {r['mask AP']:.1f} | {r['AP50']:.1f} | {ratio} | "
                          f"{r['steps']} in {r['minutes']:.1f} min |")
-    table = "\n".join(lines)
-    (args.out / "table.md").write_text(table + "\n")
-    print(table)
+    write_table(args.out, lines)
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_plot()
     for (name, by_variant), color in zip(results.items(), ("C0", "C1", "C2")):
         curve = [(r["points"], r["mask AP"]) for v, r in by_variant.items() if v.endswith(" points")]
         if curve:

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import write_table
+
 EDGESEG = str(Path(sys.executable).parent / "edgeseg")
 VAL = "data/thin_shapes/val"
 THIN_DATA = ["data.generate=thin_shapes", "data.train=data/thin_shapes/train", f"data.val={VAL}"]
@@ -75,9 +77,7 @@ def main() -> None:
             spread = f" ({min(values):.1f}-{max(values):.1f})" if len(values) > 1 else ""
             cells.append(f"{statistics.mean(values):.1f}{spread}")
         lines.append(f"| {name} | {len(by_seed)} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    (args.out / "table.md").write_text(table + "\n")
-    print(table)
+    write_table(args.out, lines)
 
 
 if __name__ == "__main__":
