@@ -11,7 +11,8 @@ from torch import Tensor
 from edgeseg.config import ModelConfig
 from edgeseg.errors import EdgesegError
 from edgeseg.models.adamixer.loss import adamixer_losses
-from edgeseg.models.adamixer.model import AdaMixer, matched_mask_losses
+from edgeseg.models.adamixer.mask_head import mask_losses, mask_targets
+from edgeseg.models.adamixer.model import AdaMixer
 from edgeseg.models.point_sample import point_sample, sample_features
 from edgeseg.models.transfiner.incoherence import IncoherenceHead, incoherence_losses, incoherence_targets
 from edgeseg.models.transfiner.quadtree import (GRID, LEVELS, assemble, cell_centres, grid_centres, in_image,
@@ -69,13 +70,13 @@ class MaskTransfiner(AdaMixer):
         b, n = boxes.shape[:2]
         r = min(own.refine.refined, n)
         size = LEVELS[-1]
-        coarse_all = self.mask_head(feature, boxes).reshape(b * n, 1, GRID, GRID)
-        masks = F.interpolate(coarse_all, size=(size, size), mode="bilinear", align_corners=False).reshape(b, n, size, size)
+        roi, hidden, coarse = self.mask_head.parts(feature, boxes)  # every query once: [B*N, ...]
+        masks = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False).reshape(b, n, size, size)
         top = top_indices(out["logits"][-1].sigmoid().amax(-1), r)  # [B, R]
+        rows = (top + torch.arange(b, device=top.device)[:, None] * n).reshape(-1)  # the top-R rows of [B*N]
         top_boxes = boxes.gather(1, top[..., None].expand(b, r, 4))
-        roi, hidden, coarse = self.mask_head.parts(feature, top_boxes)
-        incoherence = self.incoherence_head(roi, hidden)
-        refined = self.refine(coarse[:, 0], incoherence, top_boxes.reshape(-1, 4), feature, fine, images.shape[-2:])[0]
+        incoherence = self.incoherence_head(roi[rows], hidden[rows])
+        refined = self.refine(coarse[rows, 0], incoherence, top_boxes.reshape(-1, 4), feature, fine, images.shape[-2:])[0]
         out["masks"] = masks.scatter(1, top[..., None, None].expand(b, r, size, size), refined.reshape(b, r, size, size))
         return out
 
@@ -105,38 +106,42 @@ class MaskTransfiner(AdaMixer):
         return assemble(coarse, nodes, list(levels)), logits, xy
 
     def losses(self, outputs: dict, targets: list[dict]) -> dict[str, Tensor]:
+        """AdaMixer's box losses, the coarse mask losses of every matched query, and incoherence
+        (dice + BCE) and refinement (BCE of every token against the target mask read at the token)
+        on the first ``refine.train_refined`` of them; the mask head runs once per matched query."""
         own = self.cfg.method
+        cfg = own.refine
         losses, matches, num_instances = adamixer_losses(outputs, targets, own.loss)
-        losses.update(matched_mask_losses(self.mask_head, outputs, targets, matches, num_instances, own.mask_head))
-        losses.update(self.refinement_losses(outputs, targets, matches))
-        return losses
-
-    def refinement_losses(self, outputs: dict, targets: list[dict], matches) -> dict[str, Tensor]:
-        """Incoherence (dice + BCE) and refinement (BCE of every token against the target mask read
-        at the token) on the first ``refine.train_refined`` matched queries of the batch."""
-        cfg = self.cfg.method.refine
         boxes = outputs["boxes"][-1].detach()
         feature, fine = outputs["mask_feature"], outputs["fine"]
         h, w = outputs["input_hw"]
-        budget, incoherence, wanted_incoherence, logits, wanted = cfg.train_refined, [], [], [], []
+        budget = cfg.train_refined
+        coarse_all, wanted_masks, incoherence, wanted_incoherence, logits, wanted = [], [], [], [], [], []
         for b, (queries, gts) in enumerate(matches):
-            queries, gts = queries[:budget], gts[:budget]
             if len(queries) == 0:
                 continue
-            budget -= len(queries)
             box = boxes[b, queries]
-            roi, hidden, coarse = self.mask_head.parts(feature[b : b + 1], box[None])
-            inc = self.incoherence_head(roi, hidden)
             masks = targets[b]["masks"][gts].float()
+            roi, hidden, coarse = self.mask_head.parts(feature[b : b + 1], box[None])
+            coarse_all.append(coarse[:, 0])
+            wanted_masks.append(mask_targets(masks, box, GRID))
+            k = min(budget, len(queries))
+            if k == 0:
+                continue
+            budget -= k
+            inc = self.incoherence_head(roi[:k], hidden[:k])
             incoherence.append(inc)
-            wanted_incoherence.append(incoherence_targets(masks, box))
-            _, token_logits, xy = self.refine(coarse[:, 0], inc, box, feature[b : b + 1], fine[b : b + 1], (h, w))
+            wanted_incoherence.append(incoherence_targets(masks[:k], box[:k]))
+            _, token_logits, xy = self.refine(coarse[:k, 0], inc, box[:k], feature[b : b + 1], fine[b : b + 1], (h, w))
             logits.append(token_logits)
             with torch.no_grad():
-                wanted.append((point_sample(masks, in_unit_square(xy, (h, w))) >= 0.5).float())
+                wanted.append((point_sample(masks[:k], in_unit_square(xy, (h, w))) >= 0.5).float())
         if not logits:
             zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
-            return {"loss_incoherence": zero, "loss_refine": zero}
-        return {"loss_incoherence": incoherence_losses(torch.cat(incoherence), torch.cat(wanted_incoherence),
-                                                       cfg.incoherence_weight),
-                "loss_refine": F.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(wanted)) * cfg.refine_weight}
+            losses.update(loss_mask=zero, loss_mask_dice=zero, loss_incoherence=zero, loss_refine=zero)
+            return losses
+        losses.update(mask_losses(torch.cat(coarse_all), torch.cat(wanted_masks), num_instances, own.mask_head))
+        losses["loss_incoherence"] = incoherence_losses(torch.cat(incoherence), torch.cat(wanted_incoherence),
+                                                        cfg.incoherence_weight)
+        losses["loss_refine"] = F.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(wanted)) * cfg.refine_weight
+        return losses
