@@ -12,7 +12,7 @@
 Runs go in order of what they show: full masks and 10 points for every model first, then the
 other P. A run's budget is its dataset's (--minutes overrides all). Point files are made from each training split by `edgeseg data points` (seed 0); validation
 always uses the full masks, so every AP is against the masks. Each run is an `edgeseg train`
-with a training budget of --minutes, one after another (two torch processes on 2 cores thrash).
+with a training budget of --minutes (or --steps), one after another (two torch processes on 2 cores thrash).
 Writes results.json, table.md (mask AP and its ratio to the full-mask run) and ap_vs_points.png.
 Finished runs are reused when their log says they finished.
 """
@@ -80,9 +80,13 @@ def finished(out: Path) -> dict | None:
             "minutes": done["train_minutes"]}
 
 
-def train(out: Path, recipe: str, sets: list[str], minutes: float, seed: int) -> None:
+def train(out: Path, recipe: str, sets: list[str], minutes: float, steps: int, seed: int) -> None:
+    # A step budget (--steps) is the same work on any CPU and under any load; a time budget is not.
+    budget = [f"solver.max_iter={steps}", "solver.max_minutes=0"] if steps else [f"solver.max_minutes={minutes}"]
     cmd = [EDGESEG, "train", recipe, "--no-progress", "--set", f"train.output_dir={out}",
-           "--set", f"train.seed={seed}", "--set", f"solver.max_minutes={minutes}"]
+           "--set", f"train.seed={seed}"]
+    for s in budget:
+        cmd += ["--set", s]
     for s in sets:
         cmd += ["--set", s]
     subprocess.run(cmd, check=True)
@@ -96,13 +100,18 @@ def slug(variant: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=0, help="training budget per run (0: each dataset's own)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="training budget per run in steps (the schedule's length; overrides --minutes)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/pointsup"))
     ap.add_argument("--report", action="store_true", help="only tabulate the runs that finished")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS), help="what to train")
+    ap.add_argument("--variants", nargs="+", default=None,
+                    help="only these variants (names as in the table, e.g. 'full masks' '10 points')")
     args = ap.parse_args()
 
-    plan = [(name, variant) for name in args.datasets for variant in variants(name)]
+    plan = [(name, variant) for name in args.datasets for variant in variants(name)
+            if args.variants is None or variant in args.variants]
     plan.sort(key=lambda item: item[1] not in FIRST)  # stable: datasets keep their order within each part
     if not args.report:
         for name, variant in plan:
@@ -112,7 +121,7 @@ def main() -> None:
                 continue
             points, sets = variants(name)[variant]
             data = [] if points == 0 else [f"data.train={point_file(train_split(recipe)[0], points, args.out)}"]
-            train(out, recipe, base_sets + data + sets, args.minutes or minutes, args.seed)
+            train(out, recipe, base_sets + data + sets, args.minutes or minutes, args.steps, args.seed)
             print(name, variant, finished(out), flush=True)
     results: dict[str, dict[str, dict]] = {}
     for name, variant in ((n, v) for n in args.datasets for v in variants(n)):

@@ -74,6 +74,36 @@ def data_points(source: Path = typer.Argument(..., help="A masks-annotated COCO 
 
 
 @app.command()
+def freemask(images: Path = typer.Argument(..., help="A folder of images, or a COCO dataset (its annotations are not read)."),
+             out: Path = typer.Option(..., "--out", help="Output .json: a COCO set of masks with scores, class 'object'."),
+             backbone: str = typer.Option("mobilenetv2", help="Feature extractor."),
+             weights: str = typer.Option("imagenet", help="imagenet, random, or a backbone state dict "
+                                                          "(e.g. from edgeseg pretrain)."),
+             feature: str = typer.Option("res4", help="Backbone level whose features are compared (res3-res5)."),
+             size: int = typer.Option(256, help="Shorter image side fed to the backbone."),
+             threshold: float = typer.Option(0.5, help="Soft mask -> binary mask."),
+             top: int = typer.Option(20, help="Masks kept per image after Matrix NMS."),
+             min_maskness: float = typer.Option(0.7, help="Drop masks whose maskness is lower."),
+             max_area: float = typer.Option(0.3, help="Drop masks over this fraction of the image (background)."),
+             seed: int = typer.Option(0, help="Seed of random weights."),
+             against: Optional[Path] = typer.Option(None, "--against", help="A masks dataset of the same images: "
+                                                    "print the class-agnostic mask AP of the free masks.")):
+    """Free Mask (FreeSOLO): masks from feature self-similarity, no annotation used."""
+    from edgeseg.pseudo.freemask import FreeMaskConfig, write_free_masks
+
+    cfg = FreeMaskConfig(feature=feature, size=size, threshold=threshold, top=top, min_maskness=min_maskness,
+                         max_area=max_area)
+    counts = write_free_masks(images, out, cfg, backbone=backbone, weights=weights, seed=seed)
+    _echo(f"wrote {out}: {counts['masks']} masks in {counts['images']} images")
+    if against is not None:
+        from edgeseg.pseudo.score import pseudo_label_ap
+
+        m = pseudo_label_ap(out, against)["metrics"]
+        _echo(f"class-agnostic mask AP {100 * m['AP']:.1f}  AP50 {100 * m['AP50']:.1f}  AR100 {100 * m['AR100']:.1f}"
+              f" against {against}")
+
+
+@app.command()
 def train(recipe: str = typer.Argument(..., help="Recipe file or name in recipes/ (e.g. quickstart)."),
           set_: List[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
           resume: bool = typer.Option(False, "--resume", help="Continue from <output_dir>/last.pt."),

@@ -13,6 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from edgeseg.models.point_sample import point_sample
+
+SMOOTH = 1.0  # dice smoothing: a target whose labelled points are all background still scores
+
 
 def trains_on_points(targets: list[dict]) -> bool:
     """True when a batch supervises masks with points: it has points and no masks (a dataset with
@@ -46,3 +50,32 @@ def points_in_boxes(points: Tensor, labels: Tensor, boxes: Tensor) -> tuple[Tens
     coords = (points - origin) / size
     inside = ((coords >= 0) & (coords <= 1)).all(-1)
     return coords, torch.where(inside, labels, torch.full_like(labels, -1))
+
+
+def outside_boxes(boxes: Tensor, h: int, w: int, stride: int) -> Tensor:
+    """[M, h*w]: 1 for the cells of an [h, w] map at ``stride`` whose centre lies outside each xyxy
+    box [M, 4] (input pixels). A full-image mask learns from these that the rest of the image is
+    background: the points only say what lies inside the box."""
+    cy = (torch.arange(h, dtype=boxes.dtype, device=boxes.device) + 0.5) * stride
+    cx = (torch.arange(w, dtype=boxes.dtype, device=boxes.device) + 0.5) * stride
+    x0, y0, x1, y1 = (v[:, None, None] for v in boxes.unbind(-1))
+    inside = (cx >= x0) & (cx <= x1) & (cy[:, None] >= y0) & (cy[:, None] <= y1)
+    return (~inside).flatten(1).to(boxes.dtype)
+
+
+def full_mask_point_losses(logits: Tensor, points: Tensor, labels: Tensor, boxes: Tensor, stride: int
+                           ) -> tuple[Tensor, Tensor]:
+    """Full-image mask logits [K, h, w] at ``stride`` against their objects' points [K, P, 2]
+    (input pixels), labels [K, P] and boxes [K, 4]: (dice per mask [K] over the labelled points
+    and the cells outside the box, BCE: the mean over points plus the mean over outside cells, so
+    that the thousands of outside cells do not drown the few points)."""
+    h, w = logits.shape[-2:]
+    sampled = point_sample(logits, points.to(logits.dtype) / logits.new_tensor([w * stride, h * stride]))
+    away = outside_boxes(boxes.to(logits.dtype), h, w, stride)
+    flat = logits.flatten(1)
+    pt, pp, tt = labelled_sums(sampled.sigmoid(), labels)
+    spill = (flat.sigmoid() ** 2 * away).sum(-1)
+    dice = 1 - (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
+    outside_bce = (F.binary_cross_entropy_with_logits(flat, torch.zeros_like(flat), reduction="none") * away
+                   ).sum() / away.sum().clamp(min=1)
+    return dice, point_bce(sampled, labels) + outside_bce

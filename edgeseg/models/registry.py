@@ -16,7 +16,7 @@ from typing import Any, Callable
 from edgeseg.errors import EdgesegError
 
 # The method folders under edgeseg/models/.
-METHOD_PACKAGES = ("sparseinst", "adamixer", "transfiner")
+METHOD_PACKAGES = ("sparseinst", "adamixer", "transfiner", "solov2")
 SUPERVISION_KINDS = ("masks", "boxes", "points", "none")
 
 

@@ -27,6 +27,10 @@ TINY = {
         "model.transfiner.refine.ffn_dim=32", "model.transfiner.refine.layers=1", "model.transfiner.refine.cells=[8,4,2]",
         "model.transfiner.refine.incoherence_convs=1", "model.transfiner.refine.incoherence_channels=16",
         "model.transfiner.refine.fine_channels=8"]),
+    "solov2": ("solov2_shapes", [
+        "model.solov2.fpn_channels=16", "model.solov2.head_channels=16", "model.solov2.mask_channels=16",
+        "model.solov2.kernel_dim=16", "model.solov2.norm_groups=4", "model.solov2.head_convs=1",
+        "model.solov2.grids=[12,8,4]", "model.solov2.candidates=30"]),
 }
 FORMATS = [("onnx", "onnx"), ("openvino", "openvino"), ("jetson", "onnx")]  # target, module that must import
 

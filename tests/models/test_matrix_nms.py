@@ -38,3 +38,13 @@ def test_compensation_by_the_suppressor_own_overlap():
     assert linear[2].item() == pytest.approx(0.7 * (1 - 1 / 3))
     with pytest.raises(ValueError, match="unknown kernel 'box'"):
         matrix_nms(masks, labels, scores, kernel="box")
+
+
+def test_a_batch_decays_each_image_on_its_own():
+    masks = torch.stack([_box(0, 4), _box(0, 4), _box(6, 10)])
+    labels = torch.tensor([0, 0, 0])
+    scores = torch.tensor([0.9, 0.8, 0.6])
+    other = torch.stack([_box(0, 4), _box(6, 10), _box(6, 10)])
+    batch = matrix_nms(torch.stack([masks, other]), torch.stack([labels, labels]), torch.stack([scores, scores]))
+    torch.testing.assert_close(batch[0], matrix_nms(masks, labels, scores))
+    torch.testing.assert_close(batch[1], matrix_nms(other, labels, scores))

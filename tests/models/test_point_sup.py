@@ -83,9 +83,10 @@ def test_sparseinst_point_loss_labels_the_outside_of_the_box_background():
     """A full-image mask spilling out of the object's box costs more than one that stays inside,
     with the same values at the annotated points: the box labels everything outside it."""
     from edgeseg.models.sparseinst.config import LossConfig
-    from edgeseg.models.sparseinst.point_loss import outside_boxes, sparseinst_point_losses
+    from edgeseg.models.point_sup import outside_boxes
+    from edgeseg.models.sparseinst.point_loss import sparseinst_point_losses
 
-    away = outside_boxes(torch.tensor([[8.0, 4.0, 16.0, 12.0]]), 4, 6)  # cells (i, j) centred at (4j + 2, 4i + 2)
+    away = outside_boxes(torch.tensor([[8.0, 4.0, 16.0, 12.0]]), 4, 6, 4)  # cells (i, j) centred at (4j + 2, 4i + 2)
     assert away.reshape(4, 6)[1:3, 2:4].eq(0).all() and away.sum() == 24 - 4
     inside = torch.full((1, 1, 8, 8), -4.0)
     inside[..., 2:5, 2:5] = 4.0

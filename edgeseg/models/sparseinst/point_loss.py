@@ -22,21 +22,11 @@ from scipy.optimize import linear_sum_assignment
 from edgeseg.errors import EdgesegError
 from edgeseg.models.losses import mean_instances, sigmoid_focal_loss
 from edgeseg.models.point_sample import point_sample
-from edgeseg.models.point_sup import labelled_sums, point_bce
+from edgeseg.models.point_sup import SMOOTH, labelled_sums, outside_boxes, point_bce
 from edgeseg.models.sparseinst.config import LossConfig
 
 MASK_STRIDE = 4  # pred_masks are at 1/4 of the (padded) input
 OBJECTNESS_TARGETS = ("iou", "none")
-SMOOTH = 1.0  # dice smoothing: a target whose labelled points are all background still scores
-
-
-def outside_boxes(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """[M, h*w]: 1 for the stride-4 mask cells whose centre lies outside each xyxy box (input pixels)."""
-    cy = (torch.arange(h, dtype=boxes.dtype, device=boxes.device) + 0.5) * MASK_STRIDE
-    cx = (torch.arange(w, dtype=boxes.dtype, device=boxes.device) + 0.5) * MASK_STRIDE
-    x0, y0, x1, y1 = (v[:, None, None] for v in boxes.unbind(-1))
-    inside = (cx >= x0) & (cx <= x1) & (cy[:, None] >= y0) & (cy[:, None] <= y1)
-    return (~inside).flatten(1).to(boxes.dtype)
 
 
 def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig, num_classes: int) -> dict:
@@ -58,7 +48,7 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
             continue
         coords = (t["points"].float() / extent).reshape(1, m * p, 2).expand(n, -1, -1)
         sampled = point_sample(pred_masks[b], coords).reshape(n, m, p)  # [N, M, P]
-        away = outside_boxes(t["boxes"].float(), h, w)  # [M, hw]
+        away = outside_boxes(t["boxes"].float(), h, w, MASK_STRIDE)  # [M, hw]
         flat = pred_masks[b].flatten(1)  # [N, hw]
         with torch.no_grad():
             pt, pp, tt = labelled_sums(sampled.sigmoid(), t["point_labels"][None].expand(n, -1, -1))

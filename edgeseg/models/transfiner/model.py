@@ -15,8 +15,8 @@ from edgeseg.models.adamixer.mask_head import mask_losses, mask_targets
 from edgeseg.models.adamixer.model import AdaMixer
 from edgeseg.models.point_sample import point_sample, sample_features
 from edgeseg.models.transfiner.incoherence import IncoherenceHead, incoherence_losses, incoherence_targets
-from edgeseg.models.transfiner.quadtree import (GRID, LEVELS, assemble, cell_centres, grid_centres, in_image,
-                                                level_nodes, top_indices)
+from edgeseg.models.ranking import MAX_ITEMS, top_indices
+from edgeseg.models.transfiner.quadtree import GRID, LEVELS, assemble, cell_centres, grid_centres, in_image, level_nodes
 from edgeseg.models.transfiner.refiner import FineStem, Refiner
 
 SELECTIONS = ("incoherence", "uncertain", "random")
@@ -44,8 +44,8 @@ class MaskTransfiner(AdaMixer):
                                f"mixer one of {', '.join(MIXERS)}")
         if len(r.cells) != 3 or not all(0 < c <= GRID * GRID for c in r.cells):
             raise EdgesegError(f"model.transfiner.refine.cells: three counts from 1 to {GRID * GRID}, got {r.cells}")
-        if own.num_queries > 1024:  # the ranking keys order at most 1024 indices exactly
-            raise EdgesegError(f"model.transfiner.num_queries {own.num_queries}: at most 1024")
+        if own.num_queries > MAX_ITEMS:  # the ranking keys order at most this many indices exactly
+            raise EdgesegError(f"model.transfiner.num_queries {own.num_queries}: at most {MAX_ITEMS}")
         if r.dim % r.heads or r.dim % 4:
             raise EdgesegError("model.transfiner.refine.dim: must divide by heads and by 4")
         if 2 * own.mask_head.pooler_size != GRID:

@@ -7,11 +7,8 @@ the 4 children of each of the top ``cells[1]``; level 112 the 16 children of the
 fixed so that the graph has static shapes: TopK instead of ``nonzero``, gather/scatter with
 computed indices, no loop over instances.
 
-TopK ties: runtimes order equal keys differently, and scores tie or nearly tie often (a saturated
-sigmoid, an untrained head, the detections' scores): a difference of 1e-7 between PyTorch and a
-runtime must not change what is refined. Keys are therefore integers, unique per index: the score
-in 1/256 steps, then the index (lower first), exactly representable in float32. The same keys
-pick the refined detections.
+Cells are ranked by :mod:`edgeseg.models.ranking`'s keys (runtimes break TopK ties differently);
+the same keys pick the refined detections.
 """
 
 from __future__ import annotations
@@ -20,21 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from edgeseg.models.ranking import top_indices
+
 GRID = 28
 LEVELS = (28, 56, 112)
-_BUCKETS = 256
 _CELLS = GRID * GRID
-
-
-def ranking_keys(scores: Tensor) -> Tensor:
-    """[K, n] scores in [0, 1] (n <= 1024) -> distinct integer-valued float keys, larger = first."""
-    index = torch.arange(scores.shape[-1], dtype=scores.dtype, device=scores.device)
-    return torch.floor(scores.clamp(0, 1) * _BUCKETS) * 1024.0 + (1023.0 - index)
-
-
-def top_indices(scores: Tensor, count: int) -> Tensor:
-    """Indices [K, count] of the ``count`` best of [K, n] scores in [0, 1], by :func:`ranking_keys`."""
-    return torch.topk(ranking_keys(scores), count, dim=1).indices
 
 
 def children(cells: Tensor, factor: int) -> Tensor:

@@ -1,0 +1,154 @@
+"""Free Mask (FreeSOLO, Wang et al., CVPR 2022): coarse instance masks from the self-similarity of
+a backbone's features, with no annotation of any kind.
+
+Written from the paper's description. A late feature map (res4 by default: the shapes' objects
+are a few res5 cells wide), L2-normalised per location, is the keys; the same map pooled to
+several scales (1, 1/2, 1/4) is the queries. Each query's cosine
+similarity to every key, min-max normalised over the image, is a soft mask; its maskness is the
+mean soft value inside its binary mask. Masks are ranked by maskness, Matrix NMS decays the
+duplicates (the queries of one object all light up the same region), the best are kept and
+filtered by maskness and size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from edgeseg.data.image_folder import open_dataset
+from edgeseg.data.masks import mask_to_bbox, mask_to_segmentation
+from edgeseg.errors import EdgesegError, fail
+from edgeseg.io import check_output, write_json
+from edgeseg.models.backbones import create_backbone
+from edgeseg.models.matrix_nms import matrix_nms
+from edgeseg.preprocess import preprocess
+
+CATEGORY = {"id": 1, "name": "object", "supercategory": ""}
+
+
+@dataclass
+class FreeMaskConfig:
+    # The backbone level whose features are compared. Measured on the shapes val split (ImageNet
+    # MobileNetV2, class-agnostic mask AP50): res4 at 256 px 7.6, res5 at 512 px 0.9, res3 1.4.
+    feature: str = "res4"
+    size: int = 256  # images are resized so that their shorter side is this (longer at most 2x)
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])  # query pooling
+    threshold: float = 0.5  # soft mask -> binary mask
+    top: int = 20  # masks kept per image after Matrix NMS
+    min_maskness: float = 0.7
+    min_area: float = 0.0005  # fraction of the image
+    max_area: float = 0.3  # a mask over more of the image is background (AP50 7.6 against 5.0 at 0.9)
+    nms_sigma: float = 2.0
+
+
+def soft_masks(features: Tensor, scales: list[float]) -> Tensor:
+    """Features [C, h, w] -> soft masks [Q, h, w] in [0, 1], one per query location over the scales."""
+    keys = F.normalize(features, dim=0)
+    queries = []
+    for s in scales:
+        pooled = keys[None] if s == 1 else F.interpolate(keys[None], scale_factor=s, mode="bilinear",
+                                                        align_corners=False, antialias=True)
+        queries.append(F.normalize(pooled[0].flatten(1), dim=0))
+    sim = torch.cat(queries, 1).t() @ keys.flatten(1)  # [Q, h*w] cosine similarities
+    low, high = sim.amin(1, keepdim=True), sim.amax(1, keepdim=True)
+    return ((sim - low) / (high - low).clamp(min=1e-6)).reshape(-1, *features.shape[-2:])
+
+
+def select(soft: Tensor, cfg: FreeMaskConfig) -> tuple[Tensor, Tensor]:
+    """Soft masks [Q, h, w] -> the kept ones [K, h, w] and their scores [K], best first."""
+    binary = (soft > cfg.threshold).to(soft.dtype)
+    area = binary.sum((1, 2))
+    maskness = (soft * binary).sum((1, 2)) / area.clamp(min=1)
+    fraction = area / float(soft.shape[-2] * soft.shape[-1])
+    ok = (maskness >= cfg.min_maskness) & (fraction >= cfg.min_area) & (fraction <= cfg.max_area)
+    order = torch.argsort(torch.where(ok, maskness, torch.full_like(maskness, -1.0)), descending=True, stable=True)
+    order = order[: int(ok.sum())]
+    if len(order) == 0:
+        return soft[:0], maskness[:0]
+    decayed = matrix_nms(binary[order].flatten(1), torch.zeros_like(order), maskness[order], sigma=cfg.nms_sigma)
+    best = torch.argsort(decayed, descending=True, stable=True)[: cfg.top]
+    return soft[order[best]], decayed[best]
+
+
+def to_image(soft: Tensor, feature_stride: int, resized_hw: tuple[int, int], original_hw: tuple[int, int],
+             threshold: float) -> np.ndarray:
+    """Soft masks [K, h, w] on the feature cells that cover the resized image -> binary masks
+    [K, H, W] at the original image size."""
+    if len(soft) == 0:
+        return np.zeros((0, *original_hw), bool)
+    full = F.interpolate(soft[None], scale_factor=float(feature_stride), mode="bilinear", align_corners=False)[0]
+    full = full[:, : resized_hw[0], : resized_hw[1]]
+    full = F.interpolate(full[None], size=original_hw, mode="bilinear", align_corners=False)[0]
+    return (full > threshold).numpy()
+
+
+def check_config(cfg: FreeMaskConfig) -> None:
+    problems = [(not 0 < cfg.threshold < 1, "threshold must be in (0, 1)"), (cfg.top < 1, "top must be at least 1"),
+                (not 0 <= cfg.min_maskness <= 1, "min-maskness must be in [0, 1]"),
+                (not 0 < cfg.max_area <= 1, "max-area must be in (0, 1]"), (cfg.size < 32, "size must be at least 32"),
+                (not cfg.scales or any(not 0 < s <= 1 for s in cfg.scales), "scales must be in (0, 1]")]
+    for bad, what in problems:
+        if bad:
+            raise EdgesegError(f"freemask: {what}")
+
+
+def backbone_for(name: str, weights: str, feature: str, seed: int = 0):
+    """The feature extractor: ``weights`` is "random" (seeded), a built-in name ("imagenet") or a
+    state-dict file (e.g. from ``edgeseg pretrain``)."""
+    torch.manual_seed(seed)
+    model = create_backbone(name, norm="FrozenBN", weights=None if weights == "random" else weights,
+                            out_features=(feature,))
+    return model.eval()
+
+
+@torch.no_grad()
+def image_masks(backbone, image: np.ndarray, cfg: FreeMaskConfig) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB uint8 image -> its free masks [K, H, W] (bool, original size) and scores [K]."""
+    x, meta = preprocess(image, min_size=cfg.size, max_size=2 * cfg.size)
+    stride = backbone.out_strides[cfg.feature]
+    features = backbone(torch.from_numpy(x))[cfg.feature][0]
+    valid = (-(-meta.resized_hw[0] // stride), -(-meta.resized_hw[1] // stride))
+    soft, scores = select(soft_masks(features[:, : valid[0], : valid[1]], cfg.scales), cfg)
+    return to_image(soft, stride, meta.resized_hw, meta.original_hw, cfg.threshold), scores.numpy()
+
+
+def write_free_masks(source, out, cfg: FreeMaskConfig, backbone: str = "mobilenetv2", weights: str = "imagenet",
+                     seed: int = 0, progress=None) -> dict:
+    """Free masks of every image of ``source`` (an image folder, or a COCO dataset whose annotations
+    are ignored and whose image ids are kept, so that its masks can score the result) as a COCO
+    JSON at ``out`` (class "object", a ``score`` per annotation; image file names relative to the
+    output's folder). Returns counts for the log."""
+    check_config(cfg)
+    out = check_output(out, "free masks")
+    if out.suffix != ".json":
+        raise fail(out, "expected a .json file name for the free masks")
+    dataset = open_dataset(source)
+    if getattr(dataset, "json_path", None) is not None and out.resolve() == dataset.json_path.resolve():
+        raise fail(out, "is the source's annotation file; choose another name (its masks would be lost)")
+    model = backbone_for(backbone, weights, cfg.feature, seed)
+    images, annotations = [], []
+    root = out.absolute().parent
+    for i, rec in enumerate(dataset.records):
+        image = dataset.load_image(i)
+        h, w = image.shape[:2]
+        images.append({"id": rec["id"], "file_name": Path(os.path.relpath(rec["file_name"], root)).as_posix(),
+                       "height": h, "width": w})
+        masks, scores = image_masks(model, image, cfg)
+        for mask, score in zip(masks, scores):
+            if not mask.any():
+                continue
+            annotations.append({"id": len(annotations) + 1, "image_id": rec["id"], "category_id": 1,
+                                "segmentation": mask_to_segmentation(mask), "area": int(mask.sum()),
+                                "bbox": mask_to_bbox(mask), "iscrowd": 0, "score": float(score)})
+        if progress:
+            progress(i + 1, len(dataset.records))
+    settings = {**asdict(cfg), "backbone": backbone, "weights": weights, "seed": seed, "source": str(source)}
+    write_json(out, {"info": {"description": "free masks written by edgeseg", "edgeseg_freemask": settings},
+                     "images": images, "annotations": annotations, "categories": [CATEGORY]}, indent=None)
+    return {"images": len(images), "masks": len(annotations)}

@@ -1,0 +1,181 @@
+"""SOLOv2's target assignment, losses and static inference graph, by hand-checkable cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from edgeseg.models.solov2.inference import cell_strides, query_masks
+from edgeseg.models.solov2.targets import assign, mask_boxes, mass_centres, objects
+
+GRIDS = [8, 4]
+RANGES = [[1, 40], [30, 200]]
+
+
+def _masks(*boxes, size=64):
+    out = torch.zeros(len(boxes), size, size, dtype=torch.uint8)
+    for m, (x0, y0, x1, y1) in zip(out, boxes):
+        m[y0:y1, x0:x1] = 1
+    return out
+
+
+def _assign(masks, labels, grids, ranges, sigma, background):
+    boxes, centres = objects({"masks": masks})
+    return assign(boxes, centres, labels, masks.shape[-2:], grids, ranges, sigma, background)
+
+
+def test_boxes_and_centres_of_masks_and_empty_masks():
+    masks = _masks((3, 5, 10, 20), (0, 0, 0, 0))
+    assert mask_boxes(masks.bool()).tolist() == [[3, 5, 10, 20], [0, 0, 0, 0]]
+    assert mass_centres(masks.bool())[0].tolist() == [6.5, 12.5]
+
+
+def test_from_points_the_box_gives_the_centre():
+    boxes, centres = objects({"boxes": torch.tensor([[2.0, 4.0, 10.0, 8.0]]), "points": torch.zeros(1, 3, 2)})
+    assert boxes.tolist() == [[2, 4, 10, 8]] and centres.tolist() == [[6, 6]]
+
+
+def test_an_object_claims_its_centre_cells_on_the_levels_of_its_scale():
+    # a 16x16 square centred at (28, 44) in a 64 px image: scale 16, only level 0 (8x8 cells of 8 px)
+    labels, owner = _assign(_masks((20, 36, 36, 52)), torch.tensor([2]), GRIDS, RANGES, sigma=0.2, background=5)
+    level0 = owner[:64].reshape(8, 8)
+    # centre (28, 44) -> cell row 5, col 3; sigma 0.2 of 16 px: +-1.6 px stays inside that cell
+    assert torch.nonzero(level0 >= 0).tolist() == [[5, 3]]
+    assert labels[5 * 8 + 3] == 2 and (labels[64:] == 5).all() and (owner[64:] == -1).all()
+
+
+def test_a_large_object_claims_at_most_three_by_three_cells_and_later_objects_win():
+    big = (0, 0, 64, 64)  # scale 64: level 1 only; sigma 1.0 would span every cell
+    small = (28, 28, 36, 36)
+    labels, owner = _assign(_masks(big, small), torch.tensor([0, 1]), GRIDS, [[1, 10], [5, 200]], sigma=1.0,
+                             background=3)
+    level1 = owner[64:].reshape(4, 4)
+    # both centred at (32, 32) -> cell (2, 2): the big one spans every cell, clipped to rows and
+    # columns 1-3; the small one (scale 8, also level 1) spans rows and columns 1-2 and wins them
+    assert (level1[0, :] == -1).all() and (level1[:, 0] == -1).all()
+    assert (level1[1:3, 1:3] == 1).all() and (level1[3, 1:] == 0).all() and (level1[1:, 3] == 0).all()
+    assert (labels[64:].reshape(4, 4)[1:3, 1:3] == 1).all() and labels[64 + 15] == 0
+
+
+def _graph_inputs():
+    """Two candidate cells with the same mask (a duplicate), one with another mask, one too small."""
+    e, h, w = 3, 8, 8
+    features = torch.zeros(1, e, h, w)
+    features[0, 0, :4, :4] = 1  # channel 0: the top-left square
+    features[0, 1, 4:, 4:] = 1  # channel 1: the bottom-right square
+    features[0, 2, 0, 7] = 1  # channel 2: one cell
+    kernels = torch.full((1, 5, e), -20.0)
+    kernels[0, 0, 0] = kernels[0, 1, 0] = 40.0  # cells 0 and 1: top-left (duplicates)
+    kernels[0, 2, 1] = 40.0  # cell 2: bottom-right
+    kernels[0, 3, 2] = 40.0  # cell 3: one stride-4 cell, under its level's stride
+    logits = torch.full((1, 5, 2), -10.0)
+    logits[0, :4, 0] = torch.tensor([2.0, 1.0, 0.5, 3.0])
+    return logits, kernels, features
+
+
+def test_the_graph_keeps_the_best_of_duplicates_decays_the_other_and_drops_small_masks():
+    logits, kernels, features = _graph_inputs()
+    strides = torch.tensor([2.0, 2.0, 2.0, 2.0, 2.0])
+    out = query_masks(logits, kernels, features, strides, candidates=4, mask_threshold=0.5, kernel="gaussian", sigma=2.0)
+    scores, masks = out["scores"][0], out["masks"][0].sigmoid() > 0.5
+    p = torch.sigmoid(torch.tensor([2.0, 1.0, 0.5])).tolist()
+    # in score order (cell 3 scores highest but covers 1 cell, under its stride: 0, last): cell 0;
+    # cell 1, a duplicate of 0 (IoU 1) decayed by exp(-2); cell 2, another mask, not decayed
+    assert masks[0, :4, :4].all() and masks[1, :4, :4].all() and masks[2, 4:, 4:].all() and masks[3].sum() == 1
+    assert scores[:, 0].tolist() == pytest.approx([p[0], p[1] * math.exp(-2), p[2], 0.0], abs=1e-6)
+    assert (scores[:, 1] == 0).all()
+
+
+def test_cell_strides_follow_the_levels():
+    assert cell_strides([2, 1], [8, 32]).tolist() == [8, 8, 8, 8, 32]
+
+
+def test_losses_fit_one_batch():
+    from edgeseg.config import load_recipe
+    from edgeseg.models.registry import create_model
+
+    torch.manual_seed(0)
+    recipe = load_recipe("solov2_shapes", ["model.backbone.weights=", "model.solov2.fpn_channels=16",
+                                           "model.solov2.head_channels=16", "model.solov2.mask_channels=16",
+                                           "model.solov2.kernel_dim=16", "model.solov2.norm_groups=4"])
+    model = create_model(recipe.model).train()
+    images = torch.randn(1, 3, 64, 64)
+    targets = [{"labels": torch.tensor([0, 1]), "masks": _masks((4, 4, 20, 24), (30, 30, 60, 62))}]
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    first = None
+    for _ in range(25):
+        losses = model.losses(model(images), targets)
+        first = first or {k: v.item() for k, v in losses.items()}
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    assert losses["loss_dice"].item() < 0.7 * first["loss_dice"] and losses["loss_cate"].item() < first["loss_cate"], \
+        (first, losses)
+
+
+def test_lab_of_white_black_and_red():
+    from edgeseg.models.solov2.projection_loss import rgb_to_lab
+
+    lab = rgb_to_lab(torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]).t().reshape(1, 3, 3, 1))[0, :, :, 0].t()
+    assert lab[0].tolist() == pytest.approx([100, 0, 0], abs=0.05)
+    assert lab[1].tolist() == pytest.approx([0, 0, 0], abs=0.05)
+    assert lab[2].tolist() == pytest.approx([53.24, 80.09, 67.20], abs=0.1)  # sRGB red, as every converter gives
+
+
+def test_neighbours_are_shifted_copies_with_zeros_off_the_map():
+    from edgeseg.models.solov2.projection_loss import neighbours
+
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    n = neighbours(x, 2)[0, 0]  # [8, 4, 4]: order (-2,-2), (-2,0), (-2,2), (0,-2), (0,2), (2,-2), (2,0), (2,2)
+    assert n[4, 0, 0] == x[0, 0, 0, 2] and n[6, 1, 3] == x[0, 0, 3, 3] and n[0, 1, 1] == 0
+
+
+def test_pairwise_loss_is_low_for_agreeing_neighbours_and_high_for_a_checkerboard():
+    from edgeseg.models.solov2.projection_loss import pairwise_loss
+
+    edges = torch.ones(1, 8, 6, 6)
+    flat = pairwise_loss(torch.full((1, 6, 6), 8.0), edges, 1)
+    checker = (torch.arange(6)[:, None] + torch.arange(6)[None]) % 2 * 16.0 - 8.0
+    assert flat.item() < 1e-3 and pairwise_loss(checker[None], edges, 1).item() > 3.0
+    assert pairwise_loss(checker[None], torch.zeros(1, 8, 6, 6), 1).item() == 0.0  # no similar edges: nothing
+
+
+def test_projection_dice_sees_only_what_the_box_says():
+    from edgeseg.models.solov2.loss import _amax, dice_loss, projection_dice
+
+    target = torch.zeros(1, 9, 9)
+    for r in range(9):  # a diamond touching every side of the 9x9 box
+        k = 4 - abs(4 - r)
+        target[0, r, 4 - k: 5 + k] = 1
+    box = torch.ones(1, 9, 9)
+    assert projection_dice(box, target, _amax).item() == pytest.approx(0.0, abs=1e-3)  # SOLO smoothing
+    assert dice_loss(box, target).item() > 0.1
+    half = box.clone()
+    half[:, :, 5:] = 0
+    assert projection_dice(half, target, _amax).item() > 0.1
+
+
+def test_projection_losses_fit_one_batch():
+    from edgeseg.config import load_recipe
+    from edgeseg.models.registry import create_model
+
+    torch.manual_seed(0)
+    recipe = load_recipe("solov2_shapes", ["model.backbone.weights=", "model.solov2.fpn_channels=16",
+                                           "model.solov2.head_channels=16", "model.solov2.mask_channels=16",
+                                           "model.solov2.kernel_dim=16", "model.solov2.norm_groups=4",
+                                           "model.solov2.loss.mask_loss=projection"])
+    model = create_model(recipe.model).train()
+    images = torch.randn(1, 3, 64, 64)
+    targets = [{"labels": torch.tensor([0, 1]), "masks": _masks((4, 4, 20, 24), (30, 30, 60, 62))}]
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    first = None
+    for _ in range(25):
+        losses = model.losses(model(images), targets)
+        first = first or {k: v.item() for k, v in losses.items()}
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    assert set(losses) == {"loss_cate", "loss_dice", "loss_mean_projection", "loss_pairwise"}
+    assert losses["loss_dice"].item() < 0.7 * first["loss_dice"], (first, losses)
