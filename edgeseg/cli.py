@@ -95,12 +95,31 @@ def freemask(images: Path = typer.Argument(..., help="A folder of images, or a C
                          max_area=max_area)
     counts = write_free_masks(images, out, cfg, backbone=backbone, weights=weights, seed=seed)
     _echo(f"wrote {out}: {counts['masks']} masks in {counts['images']} images")
+    _score_against(out, against)
+
+
+def _score_against(pseudo: Path, against: Optional[Path]) -> None:
     if against is not None:
         from edgeseg.pseudo.score import pseudo_label_ap
 
-        m = pseudo_label_ap(out, against)["metrics"]
+        m = pseudo_label_ap(pseudo, against)["metrics"]
         _echo(f"class-agnostic mask AP {100 * m['AP']:.1f}  AP50 {100 * m['AP50']:.1f}  AR100 {100 * m['AR100']:.1f}"
               f" against {against}")
+
+
+@app.command()
+def pseudolabel(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or an exported bundle folder."),
+                images: Path = typer.Argument(..., help="A folder of images, or a COCO dataset (its annotations are not read)."),
+                out: Path = typer.Option(..., "--out", help="Output .json: a COCO set of masks with scores, class 'object'."),
+                score: float = typer.Option(0.5, "--score", help="Keep masks scored at least this."),
+                against: Optional[Path] = typer.Option(None, "--against", help="A masks dataset of the same images: "
+                                                       "print the class-agnostic mask AP of the pseudo-labels.")):
+    """A self-training round: a model's confident masks on the images become pseudo-labels."""
+    from edgeseg.pseudo.self_training import write_model_masks
+
+    counts = write_model_masks(model, images, out, score=score)
+    _echo(f"wrote {out}: {counts['masks']} masks in {counts['images']} images")
+    _score_against(out, against)
 
 
 @app.command()

@@ -12,24 +12,18 @@ filtered by maskness and size.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from edgeseg.data.image_folder import open_dataset
-from edgeseg.data.masks import mask_to_bbox, mask_to_segmentation
-from edgeseg.errors import EdgesegError, fail
-from edgeseg.io import check_output, write_json
+from edgeseg.errors import EdgesegError
 from edgeseg.models.backbones import create_backbone
 from edgeseg.models.matrix_nms import matrix_nms
 from edgeseg.preprocess import preprocess
-
-CATEGORY = {"id": 1, "name": "object", "supercategory": ""}
+from edgeseg.pseudo.labels import PseudoLabels
 
 
 @dataclass
@@ -120,35 +114,16 @@ def image_masks(backbone, image: np.ndarray, cfg: FreeMaskConfig) -> tuple[np.nd
 
 def write_free_masks(source, out, cfg: FreeMaskConfig, backbone: str = "mobilenetv2", weights: str = "imagenet",
                      seed: int = 0, progress=None) -> dict:
-    """Free masks of every image of ``source`` (an image folder, or a COCO dataset whose annotations
-    are ignored and whose image ids are kept, so that its masks can score the result) as a COCO
-    JSON at ``out`` (class "object", a ``score`` per annotation; image file names relative to the
-    output's folder). Returns counts for the log."""
+    """Free masks of every image of ``source`` as a pseudo-label file ``out``
+    (:class:`edgeseg.pseudo.labels.PseudoLabels`). Returns counts for the log."""
     check_config(cfg)
-    out = check_output(out, "free masks")
-    if out.suffix != ".json":
-        raise fail(out, "expected a .json file name for the free masks")
-    dataset = open_dataset(source)
-    if getattr(dataset, "json_path", None) is not None and out.resolve() == dataset.json_path.resolve():
-        raise fail(out, "is the source's annotation file; choose another name (its masks would be lost)")
+    labels = PseudoLabels(source, out, "free masks")
     model = backbone_for(backbone, weights, cfg.feature, seed)
-    images, annotations = [], []
-    root = out.absolute().parent
-    for i, rec in enumerate(dataset.records):
-        image = dataset.load_image(i)
-        h, w = image.shape[:2]
-        images.append({"id": rec["id"], "file_name": Path(os.path.relpath(rec["file_name"], root)).as_posix(),
-                       "height": h, "width": w})
+    for k, (rec, image) in enumerate(labels):
         masks, scores = image_masks(model, image, cfg)
-        for mask, score in zip(masks, scores):
-            if not mask.any():
-                continue
-            annotations.append({"id": len(annotations) + 1, "image_id": rec["id"], "category_id": 1,
-                                "segmentation": mask_to_segmentation(mask), "area": int(mask.sum()),
-                                "bbox": mask_to_bbox(mask), "iscrowd": 0, "score": float(score)})
+        labels.add(rec, image.shape[:2], masks, scores)
         if progress:
-            progress(i + 1, len(dataset.records))
-    settings = {**asdict(cfg), "backbone": backbone, "weights": weights, "seed": seed, "source": str(source)}
-    write_json(out, {"info": {"description": "free masks written by edgeseg", "edgeseg_freemask": settings},
-                     "images": images, "annotations": annotations, "categories": [CATEGORY]}, indent=None)
-    return {"images": len(images), "masks": len(annotations)}
+            progress(k + 1, len(labels.dataset.records))
+    settings = {"method": "free masks", **asdict(cfg), "backbone": backbone, "weights": weights, "seed": seed,
+                "source": str(source)}
+    return labels.write("free masks written by edgeseg", settings)

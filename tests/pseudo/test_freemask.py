@@ -56,7 +56,7 @@ def test_the_command_writes_a_trainable_coco_set_and_scores_it(tmp_path):
     written = json.loads(out.read_text())
     assert written["categories"] == [{"id": 1, "name": "object", "supercategory": ""}]
     assert written["annotations"] and all(0 < a["score"] <= 1 for a in written["annotations"])
-    assert written["info"]["edgeseg_freemask"]["weights"] == "imagenet"
+    assert written["info"]["edgeseg_pseudo_labels"]["weights"] == "imagenet"
     ds = CocoDataset(out)  # file names resolve from the output's folder; masks decode
     assert len(ds) == 4 and ds.supervision == "masks" and len(ds.load_instances(0)["labels"]) > 0
 
