@@ -34,7 +34,8 @@ def data_shapes(out: Path = typer.Option(..., "--out", help="Folder to write tra
                 size: int = typer.Option(256, help="Image side in pixels (>= 256)."),
                 seed: int = typer.Option(0),
                 style: str = typer.Option("solid", help="solid (circles, triangles, rectangles, stars) or "
-                                                        "thin (spiky stars, rings, forks, strokes: boundary detail).")):
+                                                        "thin (spiky stars, rings, forks, strokes: boundary detail) or "
+                                                        "textured (solid's shapes, textured objects and background).")):
     """Synthetic shapes: the embedded default dataset (deterministic for a seed)."""
     from edgeseg.data.shapes import generate_shapes
 

@@ -64,7 +64,7 @@ class ModelConfig:
 class DataConfig:
     train: str = ""
     val: str = ""
-    # Built before training when the folder is missing: "shapes", "thin_shapes", "nuclei", "voc" or "".
+    # Built before training when the folder is missing: "shapes", "thin_shapes", "textured_shapes", "nuclei", "voc" or "".
     generate: str = ""
     min_size_train: list[int] = field(default_factory=lambda: [416, 448, 480, 512, 544, 576, 608, 640])
     max_size_train: int = 853

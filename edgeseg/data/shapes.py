@@ -20,7 +20,10 @@ CLASS_NAMES = ["circle", "triangle", "rectangle", "star"]
 # The "thin" style: shapes whose detail lies at the boundary (thin spikes, holes, prongs, strokes),
 # where a coarse 28x28 RoI mask or a stride-4 mask loses it; for boundary-quality evaluation.
 THIN_CLASS_NAMES = ["spiky_star", "ring", "fork", "stroke"]
-STYLES = {"solid": CLASS_NAMES, "thin": THIN_CLASS_NAMES}
+# The "textured" style: the solid style's shapes, each filled with a two-colour texture (stripes,
+# checkers or blobs) on a textured background of the same kinds, so that no colour threshold
+# separates objects from background (for annotation-free methods: Free Mask, FreeSOLO).
+STYLES = {"solid": CLASS_NAMES, "thin": THIN_CLASS_NAMES, "textured": CLASS_NAMES}
 DEFAULT_NUM_TRAIN = 2000
 DEFAULT_NUM_VAL = 200
 MIN_VISIBLE_FRACTION = 0.3
@@ -59,7 +62,10 @@ def generate_shapes(out: str | os.PathLike, num_train: int = DEFAULT_NUM_TRAIN,
 def render_image(rng: np.random.Generator, size: int = 256, style: str = "solid") -> tuple[np.ndarray, Instances]:
     """One RGB image and its visible instance masks as ``(mask uint8, class index)`` pairs."""
     shape_mask = _thin_shape_mask if style == "thin" else _shape_mask
+    paint = _paint_textured if style == "textured" else _paint
     image = _background(rng, size)
+    if style == "textured":
+        _paint_textured(rng, image, np.ones((size, size), bool), alpha=float(rng.uniform(0.4, 0.8)))
     full: list[np.ndarray] = []
     visible: list[np.ndarray] = []
     labels: list[int] = []
@@ -77,7 +83,7 @@ def render_image(rng: np.random.Generator, size: int = 256, style: str = "solid"
                 visible = remaining + [mask]
                 full.append(mask)
                 labels.append(label)
-                _paint(rng, image, mask)
+                paint(rng, image, mask)
                 break
     if rng.random() < 0.5:
         image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.5, 1.0)))
@@ -199,3 +205,35 @@ def _paint(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> Non
     ramp = (np.cos(a) * (xx - xx.mean()) + np.sin(a) * (yy - yy.mean())) / max(x1 - x0, y1 - y0, 1)
     shaded = colour.astype(np.float32) * (1 + np.float32(rng.uniform(0, 0.5)) * ramp[:, :, None])
     region[sub] = shaded[sub]
+
+
+def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A [h, w] float32 pattern in [0, 1]: stripes or checkers at a random angle and period, or
+    smooth blobs."""
+    kind = int(rng.integers(3))
+    if kind == 2:
+        k = int(rng.integers(3, 9))
+        noise = cv2.resize(rng.random((k, k)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+        return (noise > np.median(noise)).astype(np.float32)
+    a = rng.uniform(0, np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u = np.cos(a) * xx + np.sin(a) * yy
+    v = -np.sin(a) * xx + np.cos(a) * yy
+    period = np.float32(rng.uniform(3, 12))
+    if kind == 0:
+        return (np.floor(u / period) % 2).astype(np.float32)
+    return ((np.floor(u / period) + np.floor(v / period)) % 2).astype(np.float32)
+
+
+def _paint_textured(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, alpha: float = 1.0) -> None:
+    """Fill ``mask`` with a texture of two colours, blended over what is below by ``alpha``: one
+    random, the other (for an object, ``alpha`` 1) the mean colour below it, so that half of the
+    object has the colour of its surroundings and only the texture tells it apart."""
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    region, sub = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    c0, c1 = rng.uniform(0, 255, (2, 3)).astype(np.float32)
+    if alpha == 1.0:
+        c1 = np.clip(region[sub].mean(axis=0) + rng.uniform(-15, 15, 3), 0, 255).astype(np.float32)
+    fill = c0 + (c1 - c0) * _texture(rng, y1 - y0, x1 - x0)[:, :, None]
+    region[sub] = region[sub] * np.float32(1 - alpha) + fill[sub] * np.float32(alpha)
