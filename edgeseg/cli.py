@@ -109,6 +109,30 @@ def _score_against(pseudo: Path, against: Optional[Path]) -> None:
 
 
 @app.command()
+def freesolo(images: Path = typer.Argument(..., help="A folder of images, or a COCO dataset (its annotations are not read)."),
+             out: Path = typer.Option(..., "--out", help="Folder for the free masks, each round's labels and models."),
+             recipe: str = typer.Option("freesolo_textured", help="The SOLO recipe every round trains."),
+             rounds: int = typer.Option(1, help="Self-training rounds after the first model."),
+             keep: float = typer.Option(0.5, help="Self-training keeps masks scored at least this."),
+             set_: List[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+             against: Optional[Path] = typer.Option(None, "--against", help="A masks dataset: print the class-agnostic "
+                                                    "mask AP of each round's model on it.")):
+    """FreeSOLO with no annotation: free masks, a SOLO model on them, then self-training rounds."""
+    from edgeseg.pseudo.pipeline import run_freesolo
+
+    checkpoints = run_freesolo(images, out, recipe=recipe, rounds=rounds, keep=keep, overrides=set_, log=_echo)
+    if against is not None:
+        from edgeseg.pseudo.self_training import write_model_masks
+
+        for k, checkpoint in enumerate(checkpoints):
+            scored = checkpoint.parent / "against.json"
+            write_model_masks(checkpoint, against, scored, score=0.0)
+            _echo(f"round {k}:")
+            _score_against(scored, against)
+    _echo(f"done: {checkpoints[-1]}")
+
+
+@app.command()
 def pseudolabel(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.pt) or an exported bundle folder."),
                 images: Path = typer.Argument(..., help="A folder of images, or a COCO dataset (its annotations are not read)."),
                 out: Path = typer.Option(..., "--out", help="Output .json: a COCO set of masks with scores, class 'object'."),
