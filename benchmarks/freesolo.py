@@ -4,7 +4,8 @@ which nothing else reads:
 
   (a) trivial baselines: one full-image mask; fixed centred masks at 3 scales;
   (b) Free Mask with random-init features;
-  (c) Free Mask with ImageNet MobileNetV2 features;
+  (c) Free Mask with ImageNet MobileNetV2 features, and with features pre-trained on the train
+      split's images by ``edgeseg pretrain`` (DenseCL-style, from random weights: no labels at all);
   (d) SOLOv2 trained on the free masks of the train split (projection + pairwise losses);
   (e) one self-training round: (d)'s confident masks on the train split, SOLOv2 trained again.
 
@@ -83,6 +84,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/freesolo"))
     ap.add_argument("--steps", type=int, default=1500, help="training steps per round (the same work on any CPU)")
+    ap.add_argument("--pretrain-steps", type=int, default=1000,
+                    help="edgeseg pretrain steps for the self-supervised features (0: skip that row)")
     ap.add_argument("--keep", type=float, default=0.5, help="self-training: keep masks scored at least this")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     args = ap.parse_args()
@@ -103,6 +106,11 @@ def main() -> None:
             "(b) Free Mask, random-init features": free_masks(val, out / "b_random_val.json", "random"),
             "(c) Free Mask, ImageNet features": free_masks(val, out / "c_imagenet_val.json", "imagenet"),
         }
+        ssl = out / "ssl_backbone.pt"
+        if args.pretrain_steps and not ssl.is_file():
+            run("pretrain", str(train), "--out", str(ssl), "--steps", str(args.pretrain_steps))
+        if ssl.is_file():
+            steps["(c) Free Mask, self-supervised features"] = free_masks(val, out / "c_ssl_val.json", str(ssl))
         budget = [f"solver.max_iter={args.steps}", "solver.max_minutes=0", *sets]
         run("freesolo", str(train), "--out", str(out / "pipeline"), "--recipe", recipe, "--rounds", "1",
             "--keep", str(args.keep), *[a for s in budget for a in ("--set", s)])

@@ -109,6 +109,23 @@ def _score_against(pseudo: Path, against: Optional[Path]) -> None:
 
 
 @app.command()
+def pretrain(images: Path = typer.Argument(..., help="A folder of images, or a COCO dataset (its annotations are not read)."),
+             out: Path = typer.Option(..., "--out", help="Output .pt: the backbone's weights (for --weights / model.backbone.weights)."),
+             backbone: str = typer.Option("mobilenetv2"),
+             feature: str = typer.Option("res4", help="The level trained densely (the one freemask compares)."),
+             steps: int = typer.Option(1000),
+             batch: int = typer.Option(16),
+             size: int = typer.Option(128, help="Side of the square views."),
+             seed: int = typer.Option(0)):
+    """Dense self-supervised pre-training (DenseCL-style) from random weights: no labels of any kind."""
+    from edgeseg.engine.dense_pretrain import PretrainConfig, pretrain as run
+
+    summary = run(images, out, PretrainConfig(backbone=backbone, feature=feature, steps=steps, batch=batch, size=size,
+                                              seed=seed), log=_echo)
+    _echo(f"done: {summary}")
+
+
+@app.command()
 def freesolo(images: Path = typer.Argument(..., help="A folder of images, or a COCO dataset (its annotations are not read)."),
              out: Path = typer.Option(..., "--out", help="Folder for the free masks, each round's labels and models."),
              recipe: str = typer.Option("freesolo_textured", help="The SOLO recipe every round trains."),
