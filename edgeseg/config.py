@@ -79,6 +79,9 @@ class DataConfig:
     # Point supervision: train each step on this many of every instance's annotated points, drawn
     # afresh per sample (PointSup's "point augmentation"); 0 uses them all.
     sample_points: int = 0
+    # Copy-paste (FreeSOLO's strong view): with this probability a sample gets a random subset of
+    # another training image's instances pasted on top (masks datasets; 0: never).
+    copy_paste: float = 0.0
 
 
 @dataclass
@@ -279,6 +282,7 @@ RULES = [
     ("data.max_size_test", "positive", lambda v: v > 0),
     ("data.crop_size", "[min, max] positive sizes", lambda v: len(v) == 2 and _sizes(v) and v[0] <= v[1]),
     ("data.num_workers", "0 or more", lambda v: v >= 0),
+    ("data.copy_paste", "a probability in [0, 1]", lambda v: 0 <= v <= 1),
     ("solver.base_lr", "positive", lambda v: v > 0),
     ("solver.ims_per_batch", "at least 1", lambda v: v >= 1),
     ("solver.max_iter", "at least 1", lambda v: v >= 1),

@@ -143,3 +143,37 @@ def resize(image, masks, hw):
 def augment(image, masks, labels, rng: np.random.Generator, **kw):
     image, out = augment_instances(image, {"masks": masks, "labels": labels}, rng, **kw)
     return image, out["masks"], out["labels"]
+
+
+def copy_paste(image, instances, donor_image, donor_instances, rng: np.random.Generator, min_kept: float = 0.3):
+    """Paste a random non-empty subset of the donor's instances (the donor resized to ``image``'s
+    size) on top of ``image``: the pasted objects occlude what lies below, whose masks and boxes
+    shrink to what stays visible; an instance left with less than ``min_kept`` of its area is
+    dropped. Masks datasets only (FreeSOLO's copy-paste of instances)."""
+    n = len(donor_instances["labels"])
+    if n == 0 or "masks" not in instances:
+        return image, instances
+    h, w = image.shape[:2]
+    donor_image, donor_instances = resize_instances(donor_image, donor_instances, (h, w))
+    chosen = np.flatnonzero(rng.random(n) < 0.5)
+    if chosen.size == 0:
+        chosen = np.array([int(rng.integers(n))])
+    pasted = donor_instances["masks"][chosen].astype(bool)
+    cover = pasted.any(0)
+    out_image = image.copy()
+    out_image[cover] = donor_image[cover]
+    below = instances["masks"].astype(bool)
+    visible = below & ~cover
+    keep = visible.sum((1, 2)) >= min_kept * np.maximum(below.sum((1, 2)), 1)
+    masks = np.concatenate([visible[keep], pasted]).astype(np.uint8)
+    labels = np.concatenate([instances["labels"][keep], donor_instances["labels"][chosen]])
+    return out_image, {"labels": labels, "masks": masks, "boxes": _mask_boxes(masks)}
+
+
+def _mask_boxes(masks):
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for i, m in enumerate(masks):
+        ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        if ys.size:
+            boxes[i] = [xs[0], ys[0], xs[-1] + 1, ys[-1] + 1]
+    return boxes

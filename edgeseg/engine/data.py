@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from edgeseg.config import DataConfig
 from edgeseg.data.coco import CocoDataset
 from edgeseg.data.image_folder import ImageFolder, open_dataset
-from edgeseg.data.transforms import augment_instances, subsample_points
+from edgeseg.data.transforms import augment_instances, copy_paste, subsample_points
 from edgeseg.errors import fail
 from edgeseg.models.registry import get_method
 from edgeseg.preprocess import SIZE_DIVISOR, normalize, padded_size
@@ -76,6 +76,11 @@ class TrainStream(Dataset):
         image, instances = self.load(self.record_index(k))
         # its own stream: the augmentation draws stay those of the same sample without points
         instances = subsample_points(instances, self.cfg.sample_points, np.random.default_rng([self.seed, 2, k]))
+        if self.cfg.copy_paste > 0:  # its own stream too: other samples' draws do not move
+            paste = np.random.default_rng([self.seed, 3, k])
+            if paste.random() < self.cfg.copy_paste:
+                donor = self.load(int(paste.integers(len(self.dataset))))
+                image, instances = copy_paste(image, instances, *donor, paste)
         rng = np.random.default_rng([self.seed, 1, k])
         crop = self.cfg.crop_size if self.cfg.crop else None
         image, instances = augment_instances(image, instances, rng, min_sizes=self.cfg.min_size_train,

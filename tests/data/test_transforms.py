@@ -125,3 +125,22 @@ def test_augment_is_deterministic_and_masks_follow_the_image():
         cropped = image.shape[0] / image.shape[1] != pytest.approx(H / W, rel=0.03)
         kinds.add((flipped, cropped))
     assert len(kinds) == 4  # every combination of flip and crop happened
+
+
+def test_copy_paste_occludes_what_lies_below_and_adds_the_pasted_instances():
+    from edgeseg.data.transforms import copy_paste
+
+    image = np.zeros((20, 20, 3), np.uint8)
+    below = np.zeros((2, 20, 20), np.uint8)
+    below[0, 0:10, 0:10] = 1  # will be half covered: kept
+    below[1, 12:16, 12:16] = 1  # will be fully covered: dropped
+    donor = np.full((40, 40, 3), 200, np.uint8)  # twice the size: resized to 20x20
+    pasted = np.zeros((1, 40, 40), np.uint8)
+    pasted[0, 0:40, 10:40] = 1  # columns 5-19 once resized
+    instances = {"labels": np.array([0, 1]), "masks": below, "boxes": np.zeros((2, 4), np.float32)}
+    donor_instances = {"labels": np.array([3]), "masks": pasted, "boxes": np.array([[10, 0, 40, 40]], np.float32)}
+    out, got = copy_paste(image, instances, donor, donor_instances, np.random.default_rng(0))
+    assert got["labels"].tolist() == [0, 3]
+    assert got["masks"][0, :10, :5].all() and not got["masks"][0, :, 5:].any()  # what stays visible
+    assert got["boxes"].tolist() == [[0, 0, 5, 10], [5, 0, 20, 20]]
+    assert (out[:, 5:] == 200).all() and (out[:, :5] == 0).all()
