@@ -4,7 +4,8 @@
   {1, 3, 5, 10, 20}, 10 points with point augmentation (5 of them drawn per sample, as
   detectron2's point_aug config), and on shapes 10 points with objectness not trained on the
   point IoU estimate;
-- AdaMixer with its RoI mask head on the shapes data: full masks vs 10 points.
+- AdaMixer with its RoI mask head, and SOLOv2, on the shapes data: full masks vs 10 points;
+- SparseInst with 10 points and the box's BoxInst-style terms (projection dice, colour pairwise).
 
     python benchmarks/pointsup.py --out runs/pointsup            # train what is missing, then report
     python benchmarks/pointsup.py --out runs/pointsup --report   # table and plot of finished runs
@@ -34,19 +35,23 @@ DATASETS = {
     "shapes": ("quickstart", 6.0, []),
     "adamixer": ("adamixer_shapes", 6.0, ["model.adamixer.mask_head.enabled=true", "train.eval_period=0"]),
     "nuclei": ("nuclei", 6.0, ["train.eval_period=0"]),
+    "solov2": ("solov2_shapes", 6.0, []),
 }
+BOX_TERMS = ["model.sparseinst.loss.point_box_projection=1.0", "model.sparseinst.loss.point_pairwise=1.0"]
 FIRST = ("full masks", "10 points")
 
 
 def variants(dataset: str) -> dict[str, tuple[int, list[str]]]:
     """name -> (points per object, 0 for the masks; extra --set)."""
     out = {"full masks": (0, [])}
-    if dataset == "adamixer":
+    if dataset in ("adamixer", "solov2"):
         return {**out, "10 points": (10, [])}
     out.update({f"{p} points": (p, []) for p in POINTS})
     out["10 points, point aug (5 of 10)"] = (10, ["data.sample_points=5"])
     if dataset == "shapes":
         out["10 points, objectness off"] = (10, ["model.sparseinst.loss.point_objectness=none"])
+    # beyond PointSup: the box bounds the full-image mask and colour joins it (BoxInst's terms)
+    out["10 points, box terms"] = (10, BOX_TERMS)
     return out
 
 
@@ -94,7 +99,7 @@ def train(out: Path, recipe: str, sets: list[str], minutes: float, steps: int, s
 
 def slug(variant: str) -> str:
     return variant.split(",")[0].replace(" ", "") + ("_aug" if "aug" in variant else "") + \
-        ("_objoff" if "objectness" in variant else "")
+        ("_objoff" if "objectness" in variant else "") + ("_box" if "box terms" in variant else "")
 
 
 def main() -> None:
@@ -134,7 +139,7 @@ def main() -> None:
     lines = ["| data (model) | supervision | mask AP | AP50 | % of full-mask AP | steps |", "|---|---|---|---|---|---|"]
     for name, by_variant in results.items():
         full = by_variant.get("full masks", {}).get("mask AP", float("nan"))
-        label = "shapes (AdaMixer + mask head)" if name == "adamixer" else f"{name} (SparseInst)"
+        label = {"adamixer": "shapes (AdaMixer + mask head)", "solov2": "shapes (SOLOv2)"}.get(name, f"{name} (SparseInst)")
         for variant, r in by_variant.items():
             ratio = f"{100 * r['mask AP'] / full:.0f}%" if full > 0 else "n/a"
             lines.append(f"| {label} | {variant} | {r['mask AP']:.1f} | {r['AP50']:.1f} | {ratio} | "
@@ -142,7 +147,7 @@ def main() -> None:
     write_table(args.out, lines)
 
     fig, ax = new_plot()
-    for (name, by_variant), color in zip(results.items(), ("C0", "C1", "C2")):
+    for (name, by_variant), color in zip(results.items(), ("C0", "C1", "C2", "C3")):
         curve = [(r["points"], r["mask AP"]) for v, r in by_variant.items() if v.endswith(" points")]
         if curve:
             ax.plot(*zip(*curve), "o-", color=color, label=f"{name}: P points")

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from edgeseg.models.mask_projection import box_cells
 from edgeseg.models.point_sample import point_sample
 
 SMOOTH = 1.0  # dice smoothing: a target whose labelled points are all background still scores
@@ -56,11 +57,7 @@ def outside_boxes(boxes: Tensor, h: int, w: int, stride: int) -> Tensor:
     """[M, h*w]: 1 for the cells of an [h, w] map at ``stride`` whose centre lies outside each xyxy
     box [M, 4] (input pixels). A full-image mask learns from these that the rest of the image is
     background: the points only say what lies inside the box."""
-    cy = (torch.arange(h, dtype=boxes.dtype, device=boxes.device) + 0.5) * stride
-    cx = (torch.arange(w, dtype=boxes.dtype, device=boxes.device) + 0.5) * stride
-    x0, y0, x1, y1 = (v[:, None, None] for v in boxes.unbind(-1))
-    inside = (cx >= x0) & (cx <= x1) & (cy[:, None] >= y0) & (cy[:, None] <= y1)
-    return (~inside).flatten(1).to(boxes.dtype)
+    return 1 - box_cells(boxes, h, w, stride).flatten(1)
 
 
 def full_mask_point_losses(logits: Tensor, points: Tensor, labels: Tensor, boxes: Tensor, stride: int

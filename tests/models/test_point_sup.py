@@ -102,6 +102,29 @@ def test_sparseinst_point_loss_labels_the_outside_of_the_box_background():
         assert losses["spilling"][key] > losses["inside"][key], key
 
 
+def test_the_box_bounds_the_mask_and_colours_join_it_when_asked():
+    """With the box terms on, a mask filling its box costs less than one covering a third of it
+    (same values at the points), and a mask split across one uniformly coloured object costs more
+    pairwise than a whole one."""
+    from edgeseg.models.sparseinst.config import LossConfig
+    from edgeseg.models.sparseinst.point_loss import sparseinst_point_losses
+
+    cfg = LossConfig(point_box_projection=1.0, point_pairwise=1.0)
+    target = {"labels": torch.tensor([0]), "boxes": torch.tensor([[0.0, 0.0, 24.0, 24.0]]),
+              "points": torch.tensor([[[2.0, 2.0]]]), "point_labels": torch.tensor([[1]])}
+    images = torch.zeros(1, 3, 32, 32)  # one colour: every neighbour is similar
+    losses = {}
+    for name, cols in (("whole", 6), ("third", 2)):
+        masks = torch.full((1, 1, 8, 8), -6.0)
+        masks[..., :6, :cols] = 6.0
+        outputs = {"pred_masks": masks, "pred_logits": torch.zeros(1, 1, 1), "pred_scores": torch.zeros(1, 1, 1),
+                   "images": images}
+        losses[name] = sparseinst_point_losses(outputs, [target], cfg, 1)
+    assert losses["third"]["loss_box_projection"] > losses["whole"]["loss_box_projection"] + 0.3
+    assert losses["third"]["loss_pairwise"] > losses["whole"]["loss_pairwise"]
+    assert "loss_pairwise" not in sparseinst_point_losses(outputs, [target], LossConfig(), 1)
+
+
 def test_unknown_point_objectness_is_a_one_line_error():
     from edgeseg.errors import EdgesegError
     from edgeseg.models.sparseinst.config import LossConfig
@@ -117,6 +140,7 @@ def test_mask_models_that_train_from_points():
 
     assert "points" in supervision_of(load_recipe("quickstart").model)
     assert "points" in supervision_of(load_recipe("adamixer_shapes").model)  # with its mask head
+    assert "points" in supervision_of(load_recipe("solov2_shapes").model)
     assert "points" not in supervision_of(load_recipe("adamixer_shapes", ["model.adamixer.mask_head.enabled=false"]).model)
     # Transfiner's incoherence and refinement targets are read from full masks
     assert supervision_of(load_recipe("transfiner_thin_shapes").model) == ("masks",)

@@ -3,7 +3,7 @@ category branch (divided by the positives + 1), dice on the dynamic masks of the
 
 With ``loss.mask_loss: projection`` (FreeSOLO, for noisy targets such as free masks) the dice
 compares the masks' projections instead, and a pairwise colour-affinity term joins
-(:mod:`edgeseg.models.solov2.projection_loss`).
+(:mod:`edgeseg.models.mask_projection`).
 
 Trained from points (PointSup), cells are assigned from the boxes and the masks are compared at
 the annotated points and with the cells outside the box as background
@@ -18,7 +18,7 @@ from torch import Tensor
 from edgeseg.models.losses import sigmoid_focal_loss
 from edgeseg.models.point_sup import full_mask_point_losses, trains_on_points
 from edgeseg.models.solov2.config import SOLOv2Config
-from edgeseg.models.solov2.projection_loss import box_cells, colour_similarity, pairwise_loss
+from edgeseg.models.mask_projection import affinity_edges, pairwise_loss, projection_dice
 from edgeseg.models.solov2.targets import assign, objects
 
 MASK_LOSSES = ("dice", "projection")
@@ -31,19 +31,6 @@ def dice_loss(probs: Tensor, targets: Tensor) -> Tensor:
     probs, targets = probs.flatten(1), targets.flatten(1)
     inter = (probs * targets).sum(1)
     return 1 - 2 * inter / ((probs * probs).sum(1) + 0.001 + (targets * targets).sum(1) + 0.001)
-
-
-def projection_dice(probs: Tensor, targets: Tensor, reduce) -> Tensor:
-    """Dice per mask [P] of the projections ``reduce(x, dim)`` along rows plus along columns."""
-    return dice_loss(reduce(probs, -2), reduce(targets, -2)) + dice_loss(reduce(probs, -1), reduce(targets, -1))
-
-
-def _amax(x: Tensor, dim: int) -> Tensor:
-    return x.amax(dim)
-
-
-def _mean(x: Tensor, dim: int) -> Tensor:
-    return x.mean(dim)
 
 
 def dynamic_masks(kernels: Tensor, features: Tensor) -> Tensor:
@@ -82,13 +69,11 @@ def solov2_losses(outputs: dict, targets: list[dict], cfg: SOLOv2Config, num_cla
             if not projection:
                 dice.append(dice_loss(probs, gt))
                 continue
-            dice.append(projection_dice(probs, gt, _amax))
-            mean_projection.append(projection_dice(probs, gt, _mean))
+            dice.append(projection_dice(probs, gt, "max"))
+            mean_projection.append(projection_dice(probs, gt, "mean"))
             if l.pairwise_weight > 0:
-                similar = colour_similarity(outputs["images"][b:b + 1].float(), MASK_STRIDE, l.pairwise_dilation)[0]
-                boxes = found[b][0][which.cpu()].to(pred)
-                edges = (similar >= l.pairwise_threshold).to(pred)[None] * box_cells(boxes, *pred.shape[-2:],
-                                                                                     MASK_STRIDE)[:, None]
+                edges = affinity_edges(outputs["images"][b:b + 1], found[b][0][which.cpu()].to(pred), MASK_STRIDE,
+                                       l.pairwise_dilation, l.pairwise_threshold)
                 pairwise.append(pairwise_loss(pred, edges, l.pairwise_dilation))
     count = sum(len(d) for d in dice)
     zero = kernels.sum() * 0.0 + features.sum() * 0.0

@@ -40,6 +40,13 @@ class LossConfig:
     # prediction with the labels over the annotated points (an estimate of the mask IoU that the
     # mask path regresses); "none": 1 for every matched query, so scores rank by class alone.
     point_objectness: str = "iou"
+    # Point supervision, beyond PointSup: the box also bounds the mask (dice between the mask's max
+    # projections on x and y and the box's: BoxInst's projection term), and neighbouring cells of
+    # similar colour inside the box share a label (BoxInst's pairwise term). Weights; 0 is off.
+    point_box_projection: float = 0.0
+    point_pairwise: float = 0.0
+    pairwise_dilation: int = 2
+    pairwise_threshold: float = 0.3
 
 
 @dataclass

@@ -34,7 +34,10 @@ class SparseInst(nn.Module):
         self.decoder = IAMDecoder(own.decoder, own.encoder.num_channels, cfg.num_classes)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.decoder(self.encoder(self.backbone(images)))
+        out = self.decoder(self.encoder(self.backbone(images)))
+        if self.training and self.cfg.method.loss.point_pairwise > 0:  # the colour affinity reads the image
+            out["images"] = images
+        return out
 
     def losses(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         losses = sparseinst_point_losses if trains_on_points(targets) else sparseinst_losses

@@ -22,6 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from edgeseg.errors import EdgesegError
 from edgeseg.models.losses import mean_instances, sigmoid_focal_loss
 from edgeseg.models.point_sample import point_sample
+from edgeseg.models.mask_projection import affinity_edges, box_cells, pairwise_loss, projection_dice
 from edgeseg.models.point_sup import SMOOTH, labelled_sums, outside_boxes, point_bce
 from edgeseg.models.sparseinst.config import LossConfig
 
@@ -41,7 +42,7 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
     extent = pred_masks.new_tensor([w * MASK_STRIDE, h * MASK_STRIDE])
     num_instances = mean_instances(targets, logits.device)
 
-    idx, classes_of, at_points, point_labels, full, outside = [], [], [], [], [], []
+    idx, classes_of, at_points, point_labels, full, outside, boxes_of = [], [], [], [], [], [], []
     for b, t in enumerate(targets):
         m, p = t["point_labels"].shape
         if m == 0:
@@ -63,6 +64,7 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
         point_labels.append(t["point_labels"][cols])
         full.append(flat[rows])
         outside.append(away[cols])
+        boxes_of.append(t["boxes"][cols].float())
 
     classes = torch.zeros_like(logits)
     if not idx:
@@ -86,10 +88,33 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
             quality = torch.where(union > 0, hit / union.clamp(min=1), torch.ones_like(union))
         else:
             quality = torch.ones_like(dice)
-    return {
+    losses = {
         "loss_ce": sigmoid_focal_loss(logits, classes) / num_instances * cfg.class_weight,
         "loss_objectness": F.binary_cross_entropy_with_logits(scores[batch_idx, src_idx, 0], quality)
         * cfg.objectness_weight,
         "loss_dice": (1 - dice).sum() / num_instances * cfg.mask_dice_weight,
         "loss_mask": (point_bce(src, tgt) + outside_bce) * cfg.mask_pixel_weight,
     }
+    if cfg.point_box_projection > 0 or cfg.point_pairwise > 0:
+        losses.update(box_losses(full.reshape(-1, h, w), boxes_of, [(int(b[0]), len(b)) for b, _ in idx],
+                                 outputs.get("images"), cfg, num_instances))
+    return losses
+
+
+def box_losses(masks, boxes: list[torch.Tensor], image_of_counts: list[tuple[int, int]], images, cfg: LossConfig,
+               num_instances: float) -> dict:
+    """What the box says about the matched full-image mask logits [K, h, w]: its extent (projection
+    dice against the box) and, with the image, colour affinity inside it (pairwise)."""
+    out = {}
+    all_boxes = torch.cat(boxes)
+    if cfg.point_box_projection > 0:
+        target = box_cells(all_boxes, *masks.shape[-2:], MASK_STRIDE)
+        out["loss_box_projection"] = projection_dice(masks.sigmoid(), target).sum() / num_instances * cfg.point_box_projection
+    if cfg.point_pairwise > 0:
+        per_image, start = [], 0
+        for (b, count), image_boxes in zip(image_of_counts, boxes):
+            edges = affinity_edges(images[b:b + 1], image_boxes, MASK_STRIDE, cfg.pairwise_dilation, cfg.pairwise_threshold)
+            per_image.append(pairwise_loss(masks[start:start + count], edges, cfg.pairwise_dilation))
+            start += count
+        out["loss_pairwise"] = torch.cat(per_image).sum() / num_instances * cfg.point_pairwise
+    return out

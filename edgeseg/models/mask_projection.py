@@ -1,8 +1,9 @@
-"""Mask losses that tolerate noisy target masks (FreeSOLO, Wang et al., CVPR 2022; written from
-the paper): free masks get an object's extent roughly right and its outline wrong, so the mask is
-compared with its target only through projections (max over rows and columns: the box; means: a
-little of the shape), and a pairwise term makes neighbouring cells of similar colour agree (as
-BoxInst does): the image, not the noisy target, places the outline."""
+"""Mask losses for weak or noisy targets, shared by the methods: a mask compared with a target
+only through its projections on x and y (max: what a box says; mean: a little of the shape), and
+a pairwise term that makes neighbouring cells of similar colour agree (BoxInst's), so that the
+image, not the target, places the outline. FreeSOLO (Wang et al., CVPR 2022; written from the
+paper) trains on noisy free masks with them; a full-image mask model trained from points takes
+the box's projections and the colours from them."""
 
 from __future__ import annotations
 
@@ -59,3 +60,25 @@ def box_cells(boxes: Tensor, h: int, w: int, stride: int) -> Tensor:
     cx = (torch.arange(w, dtype=boxes.dtype, device=boxes.device) + 0.5) * stride
     x0, y0, x1, y1 = (v[:, None, None] for v in boxes.unbind(-1))
     return ((cx >= x0) & (cx <= x1) & (cy[:, None] >= y0) & (cy[:, None] <= y1)).to(boxes.dtype)
+
+
+def _dice(probs: Tensor, targets: Tensor) -> Tensor:
+    inter = (probs * targets).sum(-1)
+    return 1 - 2 * inter / ((probs * probs).sum(-1) + 0.001 + (targets * targets).sum(-1) + 0.001)
+
+
+def projection_dice(probs: Tensor, targets: Tensor, reduce: str = "max") -> Tensor:
+    """Dice per mask [P] between the projections of probabilities and targets [P, h, w] along rows
+    plus along columns; ``reduce`` "max" (the extent: a box's projections are its target) or "mean"."""
+    if reduce not in ("max", "mean"):
+        raise ValueError(f"projection_dice: reduce must be max or mean, got {reduce!r}")
+    project = (lambda x, d: x.amax(d)) if reduce == "max" else (lambda x, d: x.mean(d))
+    return _dice(project(probs, -2), project(targets, -2)) + _dice(project(probs, -1), project(targets, -1))
+
+
+def affinity_edges(images: Tensor, boxes: Tensor, stride: int, dilation: int, threshold: float) -> Tensor:
+    """[P, 8, h, w]: the pairwise loss's edges for the P objects (xyxy ``boxes`` [P, 4], input
+    pixels) of one normalised image [1, 3, H, W]: similar neighbours, from cells inside the box."""
+    similar = colour_similarity(images.float(), stride, dilation)[0] >= threshold
+    h, w = similar.shape[-2:]
+    return similar.to(boxes.dtype)[None] * box_cells(boxes, h, w, stride)[:, None]
