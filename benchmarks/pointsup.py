@@ -32,7 +32,7 @@ EDGESEG = str(Path(sys.executable).parent / "edgeseg")
 POINTS = (1, 3, 5, 10, 20)
 # name -> (recipe, minutes of training per run, extra --set for every run)
 DATASETS = {
-    "shapes": ("quickstart", 6.0, []),
+    "shapes": ("sparseinst_shapes", 6.0, []),
     "adamixer": ("adamixer_shapes", 6.0, ["model.adamixer.mask_head.enabled=true", "train.eval_period=0"]),
     "nuclei": ("nuclei", 6.0, ["train.eval_period=0"]),
     "solov2": ("solov2_shapes", 6.0, []),

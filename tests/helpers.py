@@ -47,7 +47,7 @@ def tiny_shapes(root: Path, num_train: int = 8, num_val: int = 4) -> Path:
 
 
 def tiny_overrides(data_root: Path, out: Path, steps: int = 4, **extra) -> list[str]:
-    """--set overrides turning the quickstart recipe into a seconds-long CPU run."""
+    """--set overrides turning the sparseinst_shapes recipe into a seconds-long CPU run."""
     sets = {
         "data.train": data_root / "train", "data.val": data_root / "val", "data.generate": "",
         "data.min_size_train": "[96, 128]", "data.max_size_train": 160, "data.min_size_test": 128,
@@ -65,7 +65,7 @@ def tiny_overrides(data_root: Path, out: Path, steps: int = 4, **extra) -> list[
 
 
 def tiny_recipe(data_root: Path, out: Path, steps: int = 4, **extra):
-    return load_recipe("quickstart", tiny_overrides(data_root, out, steps, **extra))
+    return load_recipe("sparseinst_shapes", tiny_overrides(data_root, out, steps, **extra))
 
 
 def torch_raw(checkpoint, x_nchw):

@@ -87,7 +87,7 @@ def test_annotation_json_problems(trained, tmp_path):
 
 
 def test_unknown_recipe_key_lists_valid_ones():
-    assert_one_line_error(run_cli("train", "quickstart", "--set", "solver.lr=1"), "solver.lr", "base_lr")
+    assert_one_line_error(run_cli("train", "sparseinst_shapes", "--set", "solver.lr=1"), "solver.lr", "base_lr")
 
 
 def test_bad_checkpoints(trained, tmp_path):
@@ -119,7 +119,7 @@ def test_training_on_corrupt_image_keeps_previous_checkpoint(trained, tmp_path):
     from tests.helpers import tiny_overrides
 
     sets = sum((["--set", s] for s in tiny_overrides(broken, out, steps=2)), [])
-    assert_one_line_error(run_cli("train", "quickstart", "--no-progress", *sets), "decode")
+    assert_one_line_error(run_cli("train", "sparseinst_shapes", "--no-progress", *sets), "decode")
     assert (out / "last.pt").read_bytes() == b"previous checkpoint"
 
 

@@ -4,8 +4,8 @@ from edgeseg.config import load_recipe, recipe_from_dict, recipe_to_dict
 from edgeseg.errors import EdgesegError
 
 
-def test_quickstart_inherits_official_recipe():
-    r = load_recipe("quickstart")
+def test_sparseinst_shapes_inherits_official_recipe():
+    r = load_recipe("sparseinst_shapes")
     assert r.model.backbone.name == "mobilenetv2"
     assert r.model.method.loss.class_weight == 2.0  # from the base recipe
     assert r.model.method.decoder.name == "GroupIAMDecoder"
@@ -15,20 +15,20 @@ def test_quickstart_inherits_official_recipe():
 
 
 def test_overrides_parse_yaml_values():
-    r = load_recipe("quickstart", ["solver.base_lr=2e-4", "data.min_size_train=[128, 160]", "solver.amp=off"])
+    r = load_recipe("sparseinst_shapes", ["solver.base_lr=2e-4", "data.min_size_train=[128, 160]", "solver.amp=off"])
     assert r.solver.base_lr == 2e-4 and r.data.min_size_train == [128, 160] and r.solver.amp == "off"
 
 
 def test_unknown_key_lists_valid_keys():
     with pytest.raises(EdgesegError) as e:
-        load_recipe("quickstart", ["solver.learning_rate=1"])
+        load_recipe("sparseinst_shapes", ["solver.learning_rate=1"])
     msg = str(e.value)
     assert "solver.learning_rate" in msg and "base_lr" in msg and "\n" not in msg
 
 
 def test_bad_type_and_bad_yaml(tmp_path):
     with pytest.raises(EdgesegError, match="max_iter"):
-        load_recipe("quickstart", ["solver.max_iter=lots"])
+        load_recipe("sparseinst_shapes", ["solver.max_iter=lots"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
     with pytest.raises(EdgesegError, match="bad.yaml: not valid YAML"):
@@ -47,7 +47,7 @@ def test_only_one_level_of_inheritance(tmp_path):
 
 
 def test_dict_round_trip():
-    r = load_recipe("quickstart")
+    r = load_recipe("sparseinst_shapes")
     assert recipe_from_dict(recipe_to_dict(r)) == r
 
 
@@ -63,13 +63,13 @@ def test_dict_round_trip():
 ])
 def test_nonsense_values_are_refused_naming_the_key(override, key):
     with pytest.raises(EdgesegError) as e:
-        load_recipe("quickstart", [override])
+        load_recipe("sparseinst_shapes", [override])
     msg = str(e.value)
-    assert f"'{key}' must be" in msg and "quickstart.yaml (with --set)" in msg and "\n" not in msg
+    assert f"'{key}' must be" in msg and "sparseinst_shapes.yaml (with --set)" in msg and "\n" not in msg
 
 
 def test_checkpoint_recipes_are_validated_too():
-    data = recipe_to_dict(load_recipe("quickstart"))
+    data = recipe_to_dict(load_recipe("sparseinst_shapes"))
     data["solver"]["ims_per_batch"] = 0
     with pytest.raises(EdgesegError, match=r"ckpt.pt: 'solver.ims_per_batch' must be at least 1, got 0"):
         recipe_from_dict(data, "ckpt.pt")

@@ -50,9 +50,9 @@ def test_mistyped_bundle_and_checkpoint_without_torch(commands, command, tmp_pat
 
 
 def test_train_says_which_extra_it_needs(tmp_path):
-    result = run_without_torch("train", "quickstart", "--set", f"train.output_dir={tmp_path / 'run'}")
-    assert_one_line_error(result, "quickstart", "train extra", "pip install 'edgeseg[train]'")
+    result = run_without_torch("train", "sparseinst_shapes", "--set", f"train.output_dir={tmp_path / 'run'}")
+    assert_one_line_error(result, "sparseinst_shapes", "train extra", "pip install 'edgeseg[train]'")
     assert not (tmp_path / "run").exists()
     # the recipe is still checked first: a bad value is the more useful message
-    assert_one_line_error(run_without_torch("train", "quickstart", "--set", "solver.ims_per_batch=0"),
+    assert_one_line_error(run_without_torch("train", "sparseinst_shapes", "--set", "solver.ims_per_batch=0"),
                           "'solver.ims_per_batch' must be at least 1")

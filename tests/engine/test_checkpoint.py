@@ -102,7 +102,7 @@ def test_unknown_method_section_key_lists_the_valid_ones():
     from edgeseg.config import load_recipe
 
     with pytest.raises(EdgesegError, match=r"unknown key 'model.sparseinst.decoder.heads'; valid keys here: name, "):
-        load_recipe("quickstart", ["model.sparseinst.decoder.heads=3"])
+        load_recipe("sparseinst_shapes", ["model.sparseinst.decoder.heads=3"])
     with pytest.raises(EdgesegError, match=r"unknown key 'model.decoder'; valid keys here: name, num_classes, "
                                            r"backbone, inference, sparseinst"):
-        load_recipe("quickstart", ["model.decoder.num_masks=3"])
+        load_recipe("sparseinst_shapes", ["model.decoder.num_masks=3"])

@@ -78,7 +78,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(shapes, tmp_path):
     train(tiny_recipe(shapes, straight, steps=steps, **ema), show_progress=False, log=lambda *_: None)
 
     killed = tmp_path / "killed"
-    args = ["train", "quickstart", "--no-progress", *sum((["--set", s] for s in tiny_overrides(shapes, killed, steps, **ema)), [])]
+    args = ["train", "sparseinst_shapes", "--no-progress", *sum((["--set", s] for s in tiny_overrides(shapes, killed, steps, **ema)), [])]
     marker = tmp_path / "held"
     proc = subprocess.Popen([sys.executable, "-c", HOLD_AT_CHECKPOINT, str(marker), str(kill_at), *args], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -139,7 +139,7 @@ def test_torchrun_two_ranks_average_gradients(tmp_path):
     ddp = tmp_path / "ddp"
     sets = sum((["--set", s] for s in tiny_overrides(data, ddp, steps=steps, **extra)), [])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "edgeseg.cli", "train", "quickstart", "--no-progress", *sets]
+           "-m", "edgeseg.cli", "train", "sparseinst_shapes", "--no-progress", *sets]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -160,6 +160,6 @@ def test_torchrun_two_ranks_average_gradients(tmp_path):
 
 def test_resume_without_checkpoint_is_one_line_error(shapes, tmp_path):
     args = sum((["--set", s] for s in tiny_overrides(shapes, tmp_path / "none")), [])
-    result = _cli("train", "quickstart", "--resume", "--no-progress", *args)
+    result = _cli("train", "sparseinst_shapes", "--resume", "--no-progress", *args)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "nothing to resume from" in result.stderr

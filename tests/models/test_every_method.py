@@ -13,7 +13,7 @@ from tests.helpers import require, tiny_overrides
 
 # Per method: the recipe to start from and --set overrides that make it tiny and fast.
 TINY = {
-    "sparseinst": ("quickstart", []),
+    "sparseinst": ("sparseinst_shapes", []),
     "adamixer": ("adamixer_shapes", [
         "model.adamixer.num_queries=8", "model.adamixer.num_stages=2", "model.adamixer.content_dim=32",
         "model.adamixer.feat_channels=32", "model.adamixer.heads=4", "model.adamixer.ffn_dim=64",

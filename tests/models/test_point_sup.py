@@ -138,7 +138,7 @@ def test_mask_models_that_train_from_points():
     from edgeseg.config import load_recipe
     from edgeseg.models.registry import supervision_of
 
-    assert "points" in supervision_of(load_recipe("quickstart").model)
+    assert "points" in supervision_of(load_recipe("sparseinst_shapes").model)
     assert "points" in supervision_of(load_recipe("adamixer_shapes").model)  # with its mask head
     assert "points" in supervision_of(load_recipe("solov2_shapes").model)
     assert "points" not in supervision_of(load_recipe("adamixer_shapes", ["model.adamixer.mask_head.enabled=false"]).model)

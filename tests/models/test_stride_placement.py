@@ -78,7 +78,7 @@ def test_official_configs_import_with_the_official_layout(config, tmp_path):
 
 
 def test_derived_recipes_keep_their_backbone():
-    for name, freeze_at in (("quickstart", 4), ("nuclei", 2)):  # their own freeze_at, not the R-50 recipe's 0
+    for name, freeze_at in (("sparseinst_shapes", 4), ("nuclei", 2)):  # their own freeze_at, not the R-50 recipe's 0
         bb = load_recipe(name).model.backbone
         assert (bb.name, bb.freeze_at, bb.stride_in_1x1) == ("mobilenetv2", freeze_at, False)
         create_model(load_recipe(name).model)
