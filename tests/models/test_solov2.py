@@ -92,51 +92,39 @@ def test_cell_strides_follow_the_levels():
     assert cell_strides([2, 1], [8, 32]).tolist() == [8, 8, 8, 8, 32]
 
 
-def test_losses_fit_one_batch():
+TINY = ["model.backbone.weights=", "model.solov2.fpn_channels=16", "model.solov2.head_channels=16",
+        "model.solov2.mask_channels=16", "model.solov2.kernel_dim=16", "model.solov2.norm_groups=4"]
+
+
+def _fit(extra: list[str], steps: int = 25):
+    """(first losses, last losses) of ``steps`` Adam steps of a tiny SOLOv2 on one 64 px image."""
     from edgeseg.config import load_recipe
     from edgeseg.models.registry import create_model
 
     torch.manual_seed(0)
-    recipe = load_recipe("solov2_shapes", ["model.backbone.weights=", "model.solov2.fpn_channels=16",
-                                           "model.solov2.head_channels=16", "model.solov2.mask_channels=16",
-                                           "model.solov2.kernel_dim=16", "model.solov2.norm_groups=4"])
-    model = create_model(recipe.model).train()
+    model = create_model(load_recipe("solov2_shapes", TINY + extra).model).train()
     images = torch.randn(1, 3, 64, 64)
     targets = [{"labels": torch.tensor([0, 1]), "masks": _masks((4, 4, 20, 24), (30, 30, 60, 62))}]
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     first = None
-    for _ in range(25):
+    for _ in range(steps):
         losses = model.losses(model(images), targets)
         first = first or {k: v.item() for k, v in losses.items()}
         optimizer.zero_grad()
         sum(losses.values()).backward()
         optimizer.step()
-    assert losses["loss_dice"].item() < 0.7 * first["loss_dice"] and losses["loss_cate"].item() < first["loss_cate"], \
-        (first, losses)
+    return first, {k: v.item() for k, v in losses.items()}
+
+
+def test_losses_fit_one_batch():
+    first, last = _fit([])
+    assert last["loss_dice"] < 0.7 * first["loss_dice"] and last["loss_cate"] < first["loss_cate"], (first, last)
 
 
 def test_projection_losses_fit_one_batch():
-    from edgeseg.config import load_recipe
-    from edgeseg.models.registry import create_model
-
-    torch.manual_seed(0)
-    recipe = load_recipe("solov2_shapes", ["model.backbone.weights=", "model.solov2.fpn_channels=16",
-                                           "model.solov2.head_channels=16", "model.solov2.mask_channels=16",
-                                           "model.solov2.kernel_dim=16", "model.solov2.norm_groups=4",
-                                           "model.solov2.loss.mask_loss=projection"])
-    model = create_model(recipe.model).train()
-    images = torch.randn(1, 3, 64, 64)
-    targets = [{"labels": torch.tensor([0, 1]), "masks": _masks((4, 4, 20, 24), (30, 30, 60, 62))}]
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    first = None
-    for _ in range(25):
-        losses = model.losses(model(images), targets)
-        first = first or {k: v.item() for k, v in losses.items()}
-        optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
-    assert set(losses) == {"loss_cate", "loss_dice", "loss_mean_projection", "loss_pairwise"}
-    assert losses["loss_dice"].item() < 0.7 * first["loss_dice"], (first, losses)
+    first, last = _fit(["model.solov2.loss.mask_loss=projection"])
+    assert set(last) == {"loss_cate", "loss_dice", "loss_mean_projection", "loss_pairwise"}
+    assert last["loss_dice"] < 0.7 * first["loss_dice"], (first, last)
 
 
 def test_tflite_runs_the_static_graph_as_pytorch_does(tmp_path):
@@ -152,11 +140,8 @@ def test_tflite_runs_the_static_graph_as_pytorch_does(tmp_path):
     from tests.helpers import require
 
     require("litert_torch")
-    recipe = load_recipe("solov2_shapes", ["model.backbone.weights=", "model.solov2.fpn_channels=16",
-                                           "model.solov2.head_channels=16", "model.solov2.mask_channels=16",
-                                           "model.solov2.kernel_dim=16", "model.solov2.norm_groups=4",
-                                           "model.solov2.head_convs=1", "model.solov2.grids=[12,8,4]",
-                                           "model.solov2.candidates=30"])
+    recipe = load_recipe("solov2_shapes", TINY + ["model.solov2.head_convs=1", "model.solov2.grids=[12,8,4]",
+                                                  "model.solov2.candidates=30"])
     torch.manual_seed(0)
     model = create_model(recipe.model).eval()
     save_checkpoint(tmp_path / "m.pt", model, recipe, ["circle", "triangle", "rectangle", "star"])
