@@ -144,7 +144,9 @@ def pretrain(images, out, cfg: PretrainConfig, log=print) -> dict:
             group["lr"] = cfg.lr * 0.5 * (1 + np.cos(np.pi * step / cfg.steps))
         views, boxes = [[], []], [[], []]
         for i in rng.integers(len(dataset), size=cfg.batch):
-            image = cache.setdefault(int(i), dataset.load_image(int(i)))
+            if int(i) not in cache:  # decoded once (setdefault would decode on every draw)
+                cache[int(i)] = dataset.load_image(int(i))
+            image = cache[int(i)]
             for v in range(2):
                 x, box = random_view(image, cfg, rng)
                 views[v].append(x.transpose(2, 0, 1))

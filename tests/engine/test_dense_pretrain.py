@@ -28,7 +28,7 @@ def test_a_random_view_is_its_box_of_the_image():
     image[:, 100:] = 255  # right half white
     cfg = PretrainConfig(size=64)
     rng = np.random.default_rng(0)
-    mirrored = 0
+    mirrored = straddling = 0
     for _ in range(20):
         view, box = random_view(image, cfg, rng)
         assert view.shape == (64, 64, 3) and 0 <= min(box[0], box[2]) < max(box[0], box[2]) <= 1
@@ -36,8 +36,9 @@ def test_a_random_view_is_its_box_of_the_image():
         x = box[0] + (np.arange(64) + 0.5) / 64 * (box[2] - box[0])  # image x of each view column
         bright = view.mean((0, 2))
         if (x > 0.52).any() and (x < 0.48).any():  # the view shows both halves
+            straddling += 1
             assert bright[x > 0.52].min() > bright[x < 0.48].max()
-    assert 0 < mirrored < 20
+    assert 0 < mirrored < 20 and straddling >= 5  # the check above ran, on mirrored views too
 
 
 def test_matching_features_give_a_lower_dense_loss_than_shuffled_ones():
