@@ -59,3 +59,15 @@ def test_own_manifest_is_relative_to_itself(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     calib = resolve_calibration(str(manifest), warn=lambda *_: None)
     assert calib.images == [(tmp_path / "sets/data/shapes/train/images/a.png").resolve()]
+
+
+def test_wheel_check_overrides_fit_the_quickstart_recipe():
+    """.ci/wheel_check runs after the tests; its --set list must still match the quickstart's method."""
+    import re
+    import shlex
+
+    script = (REPO / ".ci" / "wheel_check").read_text()
+    block = re.search(r"^TINY=\((.*?)\)$", script, re.S | re.M).group(1)
+    overrides = [kv for kv in shlex.split(block) if not kv.startswith(("data.train=", "data.val="))]
+    assert any(kv.startswith("model.") for kv in overrides)
+    load_recipe("quickstart", overrides)  # raises on a key the recipe does not have
