@@ -86,7 +86,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500, help="training steps per round (the same work on any CPU)")
     ap.add_argument("--pretrain-steps", type=int, default=1000,
                     help="edgeseg pretrain steps for the self-supervised features (0: skip that row)")
-    ap.add_argument("--keep", type=float, default=0.5, help="self-training: keep masks scored at least this")
+    ap.add_argument("--keep", default="auto", help="self-training: keep masks scored at least this, or 'auto' "
+                    "(as many per image as the first round trained on, the most confident)")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     args = ap.parse_args()
 

@@ -130,7 +130,8 @@ def freesolo(images: Path = typer.Argument(..., help="A folder of images, or a C
              out: Path = typer.Option(..., "--out", help="Folder for the free masks, each round's labels and models."),
              recipe: str = typer.Option("freesolo_textured", help="The SOLO recipe every round trains."),
              rounds: int = typer.Option(1, help="Self-training rounds after the first model."),
-             keep: float = typer.Option(0.5, help="Self-training keeps masks scored at least this."),
+             keep: str = typer.Option("auto", help="Self-training keeps masks scored at least this, or with 'auto' "
+                                      "the most confident ones, as many per image as the round trained on."),
              set_: List[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
              against: Optional[Path] = typer.Option(None, "--against", help="A masks dataset: print the class-agnostic "
                                                     "mask AP of each round's model on it.")):
@@ -154,13 +155,15 @@ def pseudolabel(model: Path = typer.Argument(..., help="An edgeseg checkpoint (.
                 images: Path = typer.Argument(..., help="A folder of images, or a COCO dataset (its annotations are not read)."),
                 out: Path = typer.Option(..., "--out", help="Output .json: a COCO set of masks with scores, class 'object'."),
                 score: float = typer.Option(0.5, "--score", help="Keep masks scored at least this."),
+                per_image: Optional[float] = typer.Option(None, "--per-image", help="Instead of --score: keep the "
+                                                          "most confident masks, this many per image on average."),
                 against: Optional[Path] = typer.Option(None, "--against", help="A masks dataset of the same images: "
                                                        "print the class-agnostic mask AP of the pseudo-labels.")):
     """A self-training round: a model's confident masks on the images become pseudo-labels."""
     from edgeseg.pseudo.self_training import write_model_masks
 
-    counts = write_model_masks(model, images, out, score=score)
-    _echo(f"wrote {out}: {counts['masks']} masks in {counts['images']} images")
+    counts = write_model_masks(model, images, out, score=score, per_image=per_image)
+    _echo(f"wrote {out}: {counts['masks']} masks scored >= {counts['score']:.3f} in {counts['images']} images")
     _score_against(out, against)
 
 

@@ -48,6 +48,11 @@ class PseudoLabels:
                                          "segmentation": mask_to_segmentation(mask), "area": int(mask.sum()),
                                          "bbox": mask_to_bbox(mask), "iscrowd": 0, "score": float(score)})
 
+    def keep_scored(self, score: float) -> None:
+        """Drop the masks scored under ``score`` (the images stay: an empty image is a label too)."""
+        kept = [a for a in self.annotations if a["score"] >= score]
+        self.annotations = [{**a, "id": k + 1} for k, a in enumerate(kept)]
+
     def write(self, description: str, settings: dict) -> dict:
         write_json(self.out, {"info": {"description": description, "edgeseg_pseudo_labels": settings},
                               "images": self.images, "annotations": self.annotations, "categories": [CATEGORY]},
