@@ -74,9 +74,10 @@ def percentiles(values: list[float]) -> dict:
 
 def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 10, threads: int | None = None,
               device: str | None = None, progress: bool = True, log=print, frame_size: str | None = None,
-              score: float | None = None) -> dict:
+              score: float | None = None, class_agnostic: bool = False) -> dict:
     """Time every model on the same frames; ``frame_size`` ('WxH') sets the frames' size, ``score``
-    the deploy threshold (default: each model's own). AP with ``data`` keeps evaluation's threshold."""
+    the deploy threshold (default: each model's own). AP with ``data`` keeps evaluation's threshold;
+    ``class_agnostic`` scores it whatever the classes (an annotation-free model's "object")."""
     from edgeseg.predictor import load_predictor
 
     if not models:
@@ -98,21 +99,22 @@ def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 
     for entry in entries:
         entry.memory_mib = peak_memory_mib(str(entry.path), threads, device)
     if data:
-        _accuracy(entries, data, log)
+        _accuracy(entries, data, log, class_agnostic)
     _time_interleaved(entries, images, frames, progress)
     system["load_average_after"] = load_average()
     return _results(entries, system, data, frames, warmup)
 
 
-def _accuracy(entries, data, log) -> None:
+def _accuracy(entries, data, log, class_agnostic: bool = False) -> None:
     from edgeseg.data.coco import CocoDataset
     from edgeseg.evaluation.dataset_eval import evaluate_dataset
 
     dataset = CocoDataset(data)
     for entry in entries:
-        if entry.predictor.class_names != dataset.class_names:
-            raise EdgesegError(f"{entry.path}: classes differ from {dataset.json_path}")
-        report = evaluate_dataset(entry.predictor, dataset)
+        if not class_agnostic and entry.predictor.class_names != dataset.class_names:
+            raise EdgesegError(f"{entry.path}: classes differ from {dataset.json_path} (--class-agnostic scores "
+                               "masks whatever their class)")
+        report = evaluate_dataset(entry.predictor, dataset, class_agnostic=class_agnostic)
         entry.ap, entry.metric = report["metrics"]["AP"] * 100, report["metric"]
         log(f"{entry.path.name}: {entry.metric} {entry.ap:.2f} on {len(dataset)} images")
 

@@ -36,6 +36,25 @@ def test_bench_checkpoint_and_bundle_with_report(tiny_model, tiny_bundle, tmp_pa
     assert cv2.imread(str(folder / "report.png")) is not None
 
 
+def test_class_agnostic_ap_for_a_model_whose_classes_are_not_the_datasets(tiny_model, tiny_bundle, tmp_path):
+    """An annotation-free model knows one class, "object": bench scores it whatever the class."""
+    checkpoint, data = tiny_model
+    coco = json.loads((data / "val" / "annotations.json").read_text())
+    for image in coco["images"]:
+        image["file_name"] = str((data / "val" / "images" / image["file_name"]).resolve())
+    for category in coco["categories"]:
+        category["name"] = f"thing {category['id']}"
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(coco))
+    with pytest.raises(EdgesegError, match="classes differ.*--class-agnostic"):
+        run_bench([tiny_bundle], data=str(renamed), frames=1, warmup=0, progress=False)
+    own = run_bench([tiny_bundle], data=str(data / "val"), frames=1, warmup=0, progress=False)["results"][0]
+    agnostic = run_bench([tiny_bundle], data=str(renamed), frames=1, warmup=0, progress=False,
+                         class_agnostic=True)["results"][0]
+    assert agnostic["metric"] == "mask AP (class-agnostic)"
+    assert agnostic["ap"] >= own["ap"] - 0.5 and own["ap"] > 20  # a class mix-up can only cost AP
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"threads": 0}, "--threads must be at least 1"),
     ({"frames": 0}, "--frames must be at least 1"),
