@@ -16,8 +16,8 @@ import numpy as np
 
 from edgeseg.errors import fail
 from edgeseg.export.calibration import calibration_inputs
-from edgeseg.export.onnx import (ACTIVATIONS, QUANTIZED_OPS, export_onnx, fused_activations, quantizable_nodes,
-                                 quantize_static_streaming)
+from edgeseg.export.onnx import (ACTIVATIONS, QUANTIZED_OPS, calibration_session, export_onnx, fused_activations,
+                                 quantizable_nodes, quantize_static_streaming)
 from edgeseg.export.policy import next_fallback
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -66,7 +66,6 @@ def quantize_qdq_symmetric(src: Path, dst: Path, job) -> dict:
 def collect_amax(onnx_path: Path, calib, input_hw, leading: int, linear: bool = True) -> dict[str, float]:
     """Max |activation| of every tensor that feeds a quantized op, over the calibration set."""
     import onnx
-    import onnxruntime as ort
 
     model = onnx.load(str(onnx_path))
     quantized = set(quantizable_nodes(onnx_path, leading, linear=linear))
@@ -74,7 +73,7 @@ def collect_amax(onnx_path: Path, calib, input_hw, leading: int, linear: bool = 
     known = {o.name for o in model.graph.output}
     for name in sorted(wanted - known - {"images"}):
         model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = calibration_session(model.SerializeToString())
     names = [o.name for o in session.get_outputs()]
     amax: dict[str, float] = {}
     for x in calibration_inputs(calib, input_hw):

@@ -92,6 +92,7 @@ def test_onnxruntime_calibrates_in_bounded_chunks_with_one_shot_ranges(tiny_onnx
     from edgeseg.export.onnx import quantize_onnx
 
     batches, outputs = [], []  # per collect_data call: images received (it holds their tensors), tensors per image
+    spinning = []  # per collect_data call: whether the session's idle workers spin (they must not)
 
     def spy(original):
         def collect_data(self, reader):
@@ -107,6 +108,11 @@ def test_onnxruntime_calibrates_in_bounded_chunks_with_one_shot_ranges(tiny_onnx
             original(self, Counting())
             batches.append(count)
             outputs.append(len(self.infer_session.get_outputs()))
+            try:
+                spinning.append(self.infer_session.get_session_options().get_session_config_entry(
+                    "session.intra_op.allow_spinning"))
+            except RuntimeError:  # not set: ORT's default, spinning
+                spinning.append(None)
         return collect_data
 
     for cls in (calibrate.HistogramCalibrater, calibrate.MinMaxCalibrater):
@@ -114,6 +120,7 @@ def test_onnxruntime_calibrates_in_bounded_chunks_with_one_shot_ranges(tiny_onnx
 
     meta = quantize_onnx(tiny_onnx, tmp_path / "chunked.onnx", calib, HW, leading=0, method=method)
     assert batches == [1] * 7 and meta["images_per_pass"] == 1 and meta["tensor_groups"] == 1
+    assert spinning == ["0"] * 7
     everything = outputs[0]
     batches.clear()
     quantize_onnx(tiny_onnx, tmp_path / "one_shot.onnx", calib, HW, leading=0, method=method, chunk=7)
@@ -131,6 +138,7 @@ def test_onnxruntime_calibrates_in_bounded_chunks_with_one_shot_ranges(tiny_onnx
         meta = quantize_onnx(tiny_onnx, tmp_path / "grouped.onnx", calib, HW, leading=0, method=method, budget=40_000)
         groups = meta["tensor_groups"]
         assert groups >= 3 and batches == [1] * 7 * groups and max(outputs) < everything
+        assert set(spinning) == {"0"}  # every group's session too
         assert _scales(tmp_path / "grouped.onnx") == chunked  # a histogram is per tensor: the same ranges
 
         # an ONNX Runtime without calibration caches: quantize_static's own stride loop, same chunks
