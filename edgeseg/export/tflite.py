@@ -42,9 +42,12 @@ def convert(model, path: Path, input_hw) -> None:
     import torch
 
     litert_torch.config.show_progress = False
+    from edgeseg.models.bilinear import matmul_sampling
+
     x = torch.zeros(1, *input_hw, 3)
     nhwc = litert_torch.to_channel_last_io(model, args=[0]).eval()
-    with torch.no_grad():
+    # grid_sample would become GATHER_ND chains that XNNPACK does not run (see models/bilinear.py)
+    with torch.no_grad(), matmul_sampling():
         litert_torch.convert(nhwc, (x,)).export(str(path))
 
 

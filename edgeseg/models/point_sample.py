@@ -1,11 +1,13 @@
 """Reading maps at arbitrary points (PointRend's ``point_sample``): PointSup reads mask logits at
 annotated points, Mask Transfiner reads features at its quadtree nodes. ``grid_sample`` with
-``align_corners=False`` exports to every runtime (ONNX opset >= 16)."""
+``align_corners=False`` exports to every runtime (ONNX opset >= 16); TFLite gets its MatMul form
+(:mod:`edgeseg.models.bilinear`)."""
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
+
+from edgeseg.models.bilinear import grid_sample
 
 
 def point_sample(maps: Tensor, coords: Tensor) -> Tensor:
@@ -23,5 +25,5 @@ def sample_features(features: Tensor, coords: Tensor) -> Tensor:
     """Bilinear samples of ``features`` [B, C, H, W] at ``coords`` [B, P, 2] (unit square, as
     :func:`point_sample`) -> [B, P, C]."""
     grid = (2.0 * coords - 1.0).unsqueeze(2).to(features.dtype)  # [B, P, 1, 2]
-    out = F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = grid_sample(features, grid)
     return out[..., 0].transpose(1, 2)

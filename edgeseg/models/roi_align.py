@@ -1,12 +1,14 @@
-"""RoIAlign (He et al. 2017, ``aligned=True``) with ``grid_sample``: torchvision's op cannot be
-installed here, and ``grid_sample`` exports to every runtime (ONNX opset >= 16). Every tensor
-stays 4-D, which some converters need."""
+"""RoIAlign (He et al. 2017, ``aligned=True``) with ``grid_sample`` (or its MatMul form, see
+:mod:`edgeseg.models.bilinear`): torchvision's op cannot be installed here, and ``grid_sample``
+exports to every runtime (ONNX opset >= 16)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from edgeseg.models.bilinear import sample_product_grid
 
 
 def roi_align(features: Tensor, boxes: Tensor, size: int, stride: float, sampling_ratio: int = 2) -> Tensor:
@@ -29,8 +31,5 @@ def roi_align(features: Tensor, boxes: Tensor, size: int, stride: float, samplin
     # reads normalised g = (coordinate + 0.5) / W * 2 - 1 = x / (stride * W) * 2 - 1
     gx = xs / (stride * w) * 2 - 1
     gy = ys / (stride * h) * 2 - 1
-    grid = torch.stack([gx[:, :, None, :].expand(b, n, k, k), gy[:, :, :, None].expand(b, n, k, k)], -1)
-    out = F.grid_sample(features, grid.reshape(b, n * k, k, 2), mode="bilinear", padding_mode="zeros",
-                        align_corners=False)  # [B, C, N*k, k]
-    out = out.reshape(b, c, n, k * k).permute(0, 2, 1, 3).reshape(b * n, c, k, k)
+    out = sample_product_grid(features, gx, gy).reshape(b * n, c, k, k)
     return F.avg_pool2d(out, sampling_ratio) if sampling_ratio > 1 else out

@@ -177,3 +177,39 @@ def test_import_refuses_a_file_that_is_not_an_mmdet_checkpoint(tmp_path):
         import_official(path, "adamixer_r50_1x", tmp_path / "out.pt")
     with pytest.raises(EdgesegError, match="unknown; valid: .*adamixer_r50_1x"):
         import_official(path, "nope", tmp_path / "out.pt")
+
+
+def test_tflite_samples_with_matmuls_and_matches_pytorch(tmp_path):
+    """litert-torch would lower grid_sample (3D sampling, RoIAlign) into GATHER_ND chains XNNPACK
+    does not run (940 ms a frame); the export traces their MatMul form, with PyTorch's outputs."""
+    from collections import Counter
+
+    import numpy as np
+
+    from edgeseg.engine.checkpoint import save_checkpoint
+    from edgeseg.export import export_bundle
+    from edgeseg.runtime import Predictor
+    from tests.helpers import require
+
+    require("litert_torch")
+    from ai_edge_litert.interpreter import Interpreter
+
+    recipe = load_recipe("adamixer_shapes", TINY + ["model.num_classes=4", "model.adamixer.mask_head.enabled=true",
+                                                    "model.adamixer.mask_head.channels=16", "model.adamixer.mask_head.convs=1"])
+    torch.manual_seed(0)
+    model = create_model(recipe.model).eval()
+    with torch.no_grad():  # zero-initialised offsets would sample only box centres: move the points
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_checkpoint(tmp_path / "m.pt", model, recipe, ["circle", "triangle", "rectangle", "star"])
+    export_bundle(tmp_path / "m.pt", "tflite", tmp_path / "tfl", precision="fp32", imgsz="128", log=lambda *_: None)
+    ops = Counter(o["op_name"] for o in Interpreter(str(next((tmp_path / "tfl").glob("*.tflite"))))._get_ops_details())
+    assert ops["BATCH_MATMUL"] and not ops["GATHER_ND"] and not ops["SELECT_V2"], ops
+    x = np.random.default_rng(0).standard_normal((1, 128, 128, 3)).astype(np.float32)
+    got = Predictor(tmp_path / "tfl", threads=1).raw(x)
+    with torch.no_grad():
+        want = model.deploy_outputs(model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())))
+    assert np.ptp(want["boxes"][0].numpy()) > 10  # boxes moved from the initial whole-image ones
+    for key in ("scores", "boxes", "masks"):
+        ref = want[key][0].numpy()
+        assert np.abs(got[key] - ref).max() / (1 + np.abs(ref).max()) <= 1e-4, key

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgeseg.models.bilinear import grid_sample
+
 LN2 = math.log(2.0)
 
 
@@ -46,8 +48,7 @@ def sample_3d(features: list[Tensor], strides: list[int], points: Tensor, groups
         # normalised for grid_sample: the map spans [0, w * stride) input pixels
         grid = torch.cat([xy[..., :1] / (w * stride), xy[..., 1:] / (h * stride)], -1) * 2 - 1
         grid = grid.reshape(b, n, groups, p * 2).permute(0, 2, 1, 3).reshape(b * groups, n, p, 2)
-        sampled = F.grid_sample(value.reshape(b * groups, c, h, w), grid, mode="bilinear",
-                                padding_mode="zeros", align_corners=False)  # [B*G, c, N, P]
+        sampled = grid_sample(value.reshape(b * groups, c, h, w), grid)  # [B*G, c, N, P]
         weight = weights[..., level].reshape(b, n, groups, p).permute(0, 2, 1, 3).reshape(b * groups, 1, n, p)
         sampled = sampled * weight
         out = sampled if out is None else out + sampled
