@@ -21,8 +21,9 @@ def evaluate_model(model_path, data, out=None, device=None, threads=None, class_
     out = check_output(out or default, "results file")
     dataset = CocoDataset(data)
     predictor = load_predictor(model_path, device, threads)
-    if predictor.class_names != dataset.class_names:
-        raise fail(dataset.json_path, f"classes {dataset.class_names} differ from the model's {predictor.class_names}")
+    if not class_agnostic and predictor.class_names != dataset.class_names:
+        raise fail(dataset.json_path, f"classes {dataset.class_names} differ from the model's {predictor.class_names}"
+                                      " (--class-agnostic scores masks whatever their class)")
     report = evaluate_dataset(predictor, dataset, class_agnostic=class_agnostic, boundary=boundary)
     save_results(out, report.pop("results"))
     report["results_path"] = str(out)

@@ -53,6 +53,13 @@ def test_class_agnostic_ap_for_a_model_whose_classes_are_not_the_datasets(tiny_m
                          class_agnostic=True)["results"][0]
     assert agnostic["metric"] == "mask AP (class-agnostic)"
     assert agnostic["ap"] >= own["ap"] - 0.5 and own["ap"] > 20  # a class mix-up can only cost AP
+    # edgeseg eval the same way
+    from edgeseg.workflows import evaluate_model
+
+    with pytest.raises(EdgesegError, match="differ from the model's.*--class-agnostic"):
+        evaluate_model(tiny_bundle, renamed, tmp_path / "r.json")
+    report = evaluate_model(tiny_bundle, renamed, tmp_path / "r.json", class_agnostic=True)
+    assert report["metrics"]["AP"] * 100 == pytest.approx(agnostic["ap"], abs=0.01)  # bench rounds
 
 
 @pytest.mark.parametrize("kwargs, message", [
