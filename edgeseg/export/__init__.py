@@ -149,7 +149,10 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
         from edgeseg.data.coco import CocoDataset
 
         val = CocoDataset(data)
-    float_ap = _float_ap(model, recipe, input_hw, spec.dynamic, val, sizes) if val else None
+        if val.class_names != list(class_names):  # e.g. an annotation-free model's one class, "object"
+            log(f"{val.json_path}: its classes are not the model's; the AP drop is measured class-agnostic")
+    agnostic = bool(val) and val.class_names != list(class_names)
+    float_ap = _float_ap(model, recipe, input_hw, spec.dynamic, val, sizes, agnostic) if val else None
     exclude: list[str] = []
     while True:
         with tempfile.TemporaryDirectory(prefix=".edgeseg-export-", dir=out.parent) as tmp:
@@ -174,7 +177,7 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
             checked = _check_outputs(folder, model, input_hw, spec.layout, precision)
             meta["outputs"]["artifact_names"], meta["check"] = checked["artifact_names"], checked["check"]
             write_bundle_meta(folder, meta)
-            accuracy = _bundle_accuracy(folder, val, float_ap) if val else None
+            accuracy = _bundle_accuracy(folder, val, float_ap, agnostic) if val else None
             if accuracy:
                 meta["accuracy"] = accuracy
                 write_bundle_meta(folder, meta)
@@ -282,7 +285,7 @@ def _common_meta(recipe, class_names, input_hw, spec, precision, checkpoint, dig
     }
 
 
-def _float_ap(model, recipe, input_hw, dynamic, val, sizes) -> float:
+def _float_ap(model, recipe, input_hw, dynamic, val, sizes, class_agnostic: bool = False) -> float:
     """The primary metric of the PyTorch model through exactly the preprocessing the bundle uses."""
     import torch
 
@@ -302,15 +305,15 @@ def _float_ap(model, recipe, input_hw, dynamic, val, sizes) -> float:
             outputs = {n: t[0].numpy() for n, t in zip(model.output_names, model(torch.from_numpy(x)))}
         return postprocess(kind, outputs, meta, thresholds, score)
 
-    return evaluate_dataset(predict, val, kind)["metrics"]["AP"] * 100
+    return evaluate_dataset(predict, val, kind, class_agnostic=class_agnostic)["metrics"]["AP"] * 100
 
 
-def _bundle_accuracy(folder: Path, val, float_ap: float) -> dict:
+def _bundle_accuracy(folder: Path, val, float_ap: float, class_agnostic: bool = False) -> dict:
     from edgeseg.evaluation.dataset_eval import evaluate_dataset
     from edgeseg.runtime import Predictor
 
     predictor = Predictor(folder, backend="onnxruntime" if _backend_of(folder) == "tensorrt" else None)
-    report = evaluate_dataset(predictor, val, predictor.kind.name)
+    report = evaluate_dataset(predictor, val, predictor.kind.name, class_agnostic=class_agnostic)
     ap = report["metrics"]["AP"] * 100
     return {"metric": report["metric"], "data": str(val.json_path), "images": len(val), "float": round(float_ap, 3),
             "exported": round(ap, 3), "drop": round(float_ap - ap, 3)}

@@ -49,6 +49,21 @@ def test_export_with_data_records_accuracy(onnx_bundle):
     assert acc["images"] == 4 and acc["float"] > 20 and abs(acc["drop"]) <= 0.1
 
 
+def test_export_of_a_model_with_other_classes_measures_class_agnostic(tiny_model, tmp_path):
+    """An annotation-free model knows "object"; against a labelled val set only class-agnostic AP means anything."""
+    from edgeseg.engine.checkpoint import load_model, save_checkpoint
+
+    checkpoint, data = tiny_model
+    model, recipe, names = load_model(checkpoint)
+    renamed = tmp_path / "renamed.pt"
+    save_checkpoint(renamed, model, recipe, [f"thing {k}" for k in range(len(names))])
+    logs = []
+    export_bundle(renamed, "onnx", tmp_path / "b", imgsz="128", static=True, data=str(data / "val"), log=logs.append)
+    acc = read_bundle(tmp_path / "b").meta["accuracy"]
+    assert acc["metric"] == "mask AP (class-agnostic)" and acc["float"] > 20 and abs(acc["drop"]) <= 0.1
+    assert any("class-agnostic" in line for line in logs)
+
+
 @pytest.fixture(scope="module")
 def int8_onnx(tiny_model, tmp_path_factory):
     """One INT8 ONNX export, shared by the tests of its graph and of its numbers."""
