@@ -168,7 +168,7 @@ def pretrain(images, out, cfg: PretrainConfig, log=print) -> dict:
                 k.mul_(cfg.momentum).add_(p.detach(), alpha=1 - cfg.momentum)
             for b, k in zip([*model.buffers()], [*key_model.buffers()]):
                 k.copy_(b)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 50 == 0 or step == cfg.steps - 1:
             log(f"step {step + 1}/{cfg.steps}: loss {np.mean(losses[-50:]):.3f}")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
