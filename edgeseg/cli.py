@@ -86,6 +86,8 @@ def freemask(images: Path = typer.Argument(..., help="A folder of images, or a C
              top: int = typer.Option(20, help="Masks kept per image after Matrix NMS."),
              min_maskness: float = typer.Option(0.7, help="Drop masks whose maskness is lower."),
              max_area: float = typer.Option(0.3, help="Drop masks over this fraction of the image (background)."),
+             own_region: bool = typer.Option(False, "--own-region/--whole-mask", help="Keep only the connected region "
+                                             "around each query (scenes of one repeated kind of object)."),
              seed: int = typer.Option(0, help="Seed of random weights."),
              against: Optional[Path] = typer.Option(None, "--against", help="A masks dataset of the same images: "
                                                     "print the class-agnostic mask AP of the free masks.")):
@@ -93,7 +95,7 @@ def freemask(images: Path = typer.Argument(..., help="A folder of images, or a C
     from edgeseg.pseudo.freemask import FreeMaskConfig, write_free_masks
 
     cfg = FreeMaskConfig(feature=feature, size=size, threshold=threshold, top=top, min_maskness=min_maskness,
-                         max_area=max_area)
+                         max_area=max_area, own_region=own_region)
     counts = write_free_masks(images, out, cfg, backbone=backbone, weights=weights, seed=seed)
     _echo(f"wrote {out}: {counts['masks']} masks in {counts['images']} images")
     _score_against(out, against)

@@ -39,6 +39,10 @@ class FreeMaskConfig:
     min_area: float = 0.0005  # fraction of the image
     max_area: float = 0.3  # a mask over more of the image is background (AP50 7.6 against 5.0 at 0.9)
     nms_sigma: float = 2.0
+    # Beyond the paper: each query keeps only the connected region of its mask around itself. A
+    # query's similar pixels are every object that looks like it; on scenes of one repeated kind
+    # (nuclei, parts on a belt) that is all of them at once, and only connectivity separates them.
+    own_region: bool = False
 
 
 def soft_masks(features: Tensor, scales: list[float]) -> Tensor:
@@ -54,9 +58,38 @@ def soft_masks(features: Tensor, scales: list[float]) -> Tensor:
     return ((sim - low) / (high - low).clamp(min=1e-6)).reshape(-1, *features.shape[-2:])
 
 
+def query_cells(hw: tuple[int, int], scales: list[float]) -> np.ndarray:
+    """[Q, 2] (row, column) of the feature cell at each query's centre, in :func:`soft_masks` order."""
+    h, w = hw
+    cells = []
+    for s in scales:
+        ph, pw = (h, w) if s == 1 else (int(h * s), int(w * s))  # F.interpolate's floor(size * scale)
+        rows = np.clip(((np.arange(ph) + 0.5) * h / ph).astype(int), 0, h - 1)
+        cols = np.clip(((np.arange(pw) + 0.5) * w / pw).astype(int), 0, w - 1)
+        cells.append(np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2))
+    return np.concatenate(cells)
+
+
+def own_regions(binary: Tensor, cells: np.ndarray) -> Tensor:
+    """Binary masks [Q, h, w] -> per query the connected region (8-neighbours) that holds its
+    centre cell, or nothing when the cell is not in its own mask."""
+    import cv2
+
+    out = torch.zeros_like(binary)
+    planes = binary.numpy().astype(np.uint8)
+    for q, (r, c) in enumerate(cells):
+        if planes[q, r, c]:
+            _, labels = cv2.connectedComponents(planes[q], connectivity=8)
+            out[q] = torch.from_numpy(labels == labels[r, c])
+    return out
+
+
 def select(soft: Tensor, cfg: FreeMaskConfig) -> tuple[Tensor, Tensor]:
     """Soft masks [Q, h, w] -> the kept ones [K, h, w] and their scores [K], best first."""
     binary = (soft > cfg.threshold).to(soft.dtype)
+    if cfg.own_region:
+        binary = own_regions(binary, query_cells(soft.shape[-2:], cfg.scales))
+        soft = soft * binary
     area = binary.sum((1, 2))
     maskness = (soft * binary).sum((1, 2)) / area.clamp(min=1)
     fraction = area / float(soft.shape[-2] * soft.shape[-1])

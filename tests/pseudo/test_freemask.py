@@ -39,6 +39,26 @@ def test_pooled_queries_add_masks_and_duplicates_decay():
     assert {tuple(m[:, 0].round().tolist()) for m in masks[:2]} == {(1.0,) * 4, (0.0,) * 4}
 
 
+def test_own_region_separates_look_alike_objects():
+    """Two blobs of the same features on a background: a query's whole mask is both blobs (they
+    look alike), its own region only the blob it stands on."""
+    f = torch.zeros(2, 6, 8)
+    f[1] = 1.0
+    f[0, 1:3, 1:3] = f[0, 3:5, 5:7] = 4.0  # two 2x2 "nuclei"
+    soft = soft_masks(f, [1.0, 0.5])
+    from edgeseg.pseudo.freemask import query_cells
+
+    cells = query_cells((6, 8), [1.0, 0.5])
+    assert len(cells) == len(soft) == 48 + 12 and tuple(cells[9]) == (1, 1) and tuple(cells[48]) == (1, 1)
+    assert len(query_cells((7, 9), [1.0, 0.5, 0.25])) == len(soft_masks(torch.rand(2, 7, 9), [1.0, 0.5, 0.25]))
+    whole, _ = select(soft, FreeMaskConfig(min_area=0.0, top=5, scales=[1.0, 0.5]))
+    own, scores = select(soft, FreeMaskConfig(min_area=0.0, top=5, scales=[1.0, 0.5], own_region=True))
+    assert (whole[0] > 0.5).sum() == 8  # both blobs in one mask
+    blobs = {tuple(torch.nonzero(m > 0.5).min(0).values.tolist()) for m in own[:2]}
+    assert blobs == {(1, 1), (3, 5)} and all((m > 0.5).sum() == 4 for m in own[:2])
+    assert scores[:2].tolist() == pytest.approx([1.0, 1.0])
+
+
 def test_size_and_maskness_filters():
     soft = soft_masks(_two_regions(), [1.0])
     assert len(select(soft, FreeMaskConfig(max_area=0.4))[0]) == 0  # each half is 50% of the image
