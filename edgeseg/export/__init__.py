@@ -144,14 +144,14 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
     calib_set = None
     if precision == "int8":
         calib_set = _calibration_set(calib or spec.calib, recipe, log)
-    val = None
+    val, agnostic = None, False
     if data:
         from edgeseg.data.coco import CocoDataset
 
         val = CocoDataset(data)
-        if val.class_names != list(class_names):  # e.g. an annotation-free model's one class, "object"
+        agnostic = val.class_names != list(class_names)  # e.g. an annotation-free model's one class, "object"
+        if agnostic:
             log(f"{val.json_path}: its classes are not the model's; the AP drop is measured class-agnostic")
-    agnostic = bool(val) and val.class_names != list(class_names)
     float_ap = _float_ap(model, recipe, input_hw, spec.dynamic, val, sizes, agnostic) if val else None
     exclude: list[str] = []
     while True:
