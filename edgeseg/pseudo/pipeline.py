@@ -66,8 +66,7 @@ def run_freesolo(images, out, recipe: str = "freesolo_textured", rounds: int = 1
         if k < rounds:
             trained_on, labels = labels, out / f"round{k + 1}_labels.json"
             if not labels.is_file():
-                per_image = labels_per_image(trained_on) if score is None else None
-                counts = write_model_masks(folder / "last.pt", images, labels, score=0.0 if score is None else score,
-                                           per_image=per_image)
+                kept = {"per_image": labels_per_image(trained_on)} if score is None else {"score": score}
+                counts = write_model_masks(folder / "last.pt", images, labels, **kept)
                 log(f"round {k + 1} labels: {counts['masks']} masks scored >= {counts['score']:.3f} -> {labels}")
     return checkpoints

@@ -14,6 +14,12 @@ from edgeseg.pseudo.labels import PseudoLabels
 FITTED_FLOOR = 0.02
 
 
+def check_per_image(per_image: float) -> float:
+    if not per_image > 0:
+        raise EdgesegError(f"--per-image must be > 0, got {per_image}")
+    return per_image
+
+
 def fitted_score(scores, per_image: float, images: int) -> float:
     """The score that keeps the ``per_image * images`` most confident masks of all images.
 
@@ -21,8 +27,7 @@ def fitted_score(scores, per_image: float, images: int) -> float:
     first model scored 0.07 masks per image at 0.5 against 6.3 free masks it trained on, so a fixed
     score starves the next round. Fitting the score to a label density keeps the ranking the model
     learnt and the number of objects the previous round believed in."""
-    if per_image <= 0:
-        raise EdgesegError(f"--per-image must be > 0, got {per_image}")
+    check_per_image(per_image)
     ranked = np.sort(np.asarray(scores, np.float64))[::-1]
     wanted = max(1, round(per_image * images))
     if not len(ranked):
@@ -35,7 +40,8 @@ def write_model_masks(model_path, source, out, score: float = 0.5, per_image: fl
     """The masks a checkpoint or bundle finds in every image of ``source`` with a score of at least
     ``score`` (or, with ``per_image``, the most confident ones, that many per image on average), as a
     pseudo-label file ``out`` (class "object", whatever the model's classes)."""
-    floor = FITTED_FLOOR if per_image is not None else check_score(score)
+    # checked before minutes of prediction, not after
+    floor = FITTED_FLOOR if per_image is not None and check_per_image(per_image) else check_score(score)
     labels = PseudoLabels(source, out, "pseudo-labels")
     predictor = load_predictor(model_path, device, threads, score=floor)
     if not predictor.kind.masks:

@@ -54,6 +54,9 @@ def test_per_image_writes_that_many_masks(tiny_model, tmp_path):
     assert len(kept) == 2 * len(written["images"])  # the tiny model finds more than 2 candidates per image
     assert written["info"]["edgeseg_pseudo_labels"]["score"] == min(a["score"] for a in kept)
     assert [a["id"] for a in kept] == list(range(1, len(kept) + 1))
+    # a bad density is refused in one line
+    assert_one_line_error(run_cli("pseudolabel", checkpoint, data / "val", "--out", tmp_path / "b.json",
+                                  "--per-image", "0"), "--per-image")
 
 
 def test_keep_setting():
