@@ -26,6 +26,7 @@ from edgeseg.data.image_folder import open_dataset
 from edgeseg.errors import EdgesegError, fail
 from edgeseg.io import check_output, write_bytes
 from edgeseg.models.backbones import create_backbone
+from edgeseg.models.bilinear import grid_sample
 from edgeseg.preprocess import normalize
 
 
@@ -107,7 +108,7 @@ def dense_loss(q_map: Tensor, k_map: Tensor, q_box: Tensor, k_box: Tensor, tempe
     position falls in the other view (bilinear), negatives every other sampled key."""
     b, d, h, w = q_map.shape
     uv, inside = in_view(cell_positions(q_box, h, w), k_box)
-    keys = F.grid_sample(k_map, (2 * uv - 1)[:, :, None], align_corners=False)[..., 0].transpose(1, 2)  # [B, hw, D]
+    keys = grid_sample(k_map, (2 * uv - 1)[:, :, None])[..., 0].transpose(1, 2)  # [B, hw, D]
     queries = q_map.flatten(2).transpose(1, 2)
     q, k = queries[inside], F.normalize(keys[inside], dim=1)
     if len(q) > max_cells:  # bounds the logits matrix

@@ -42,7 +42,12 @@ def tent_weights(coords: Tensor, size: int) -> Tensor:
 
 def grid_sample(features: Tensor, grid: Tensor) -> Tensor:
     """``F.grid_sample(features, grid)`` bilinear, zero padding, align_corners=False:
-    features [B, C, H, W], grid [B, Ho, Wo, 2] normalised (x, y) -> [B, C, Ho, Wo]."""
+    features [B, C, H, W], grid [B, Ho, Wo, 2] normalised (x, y) -> [B, C, Ho, Wo].
+
+    Sampling always runs in float32 (or float64): under bf16 autocast the features arrive in bf16,
+    a bf16 coordinate is off by up to a cell on a 256-wide map, and torch's bf16 CPU kernel reads
+    channels-last features as garbage (1e34 from unit-normal features, torch 2.13)."""
+    features, grid = _common_dtype(features, grid)
     if not _MATMUL:
         return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     b, c, h, w = features.shape
@@ -57,6 +62,8 @@ def grid_sample(features: Tensor, grid: Tensor) -> Tensor:
 def sample_product_grid(features: Tensor, gx: Tensor, gy: Tensor) -> Tensor:
     """Samples at every (x, y) of a product grid per box (RoIAlign's bins): features
     [B, C, H, W], gx [B, N, kx] and gy [B, N, ky] normalised -> [B, N, C, ky, kx]."""
+    features, gx = _common_dtype(features, gx)
+    gy = gy.to(gx.dtype)
     b, c, h, w = features.shape
     n, kx, ky = gx.shape[1], gx.shape[2], gy.shape[2]
     if not _MATMUL:
@@ -68,3 +75,8 @@ def sample_product_grid(features: Tensor, gx: Tensor, gy: Tensor) -> Tensor:
     rows = (wy @ features.permute(0, 2, 1, 3).reshape(b, h, c * w)).reshape(b * n, ky * c, w)
     out = rows @ wx.transpose(1, 2)  # [B*N, ky*C, kx]
     return out.reshape(b, n, ky, c, kx).permute(0, 1, 3, 2, 4)
+
+
+def _common_dtype(features: Tensor, coords: Tensor) -> tuple[Tensor, Tensor]:
+    dtype = torch.promote_types(torch.promote_types(features.dtype, coords.dtype), torch.float32)
+    return features.to(dtype), coords.to(dtype)

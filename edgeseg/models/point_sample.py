@@ -24,6 +24,6 @@ def point_sample(maps: Tensor, coords: Tensor) -> Tensor:
 def sample_features(features: Tensor, coords: Tensor) -> Tensor:
     """Bilinear samples of ``features`` [B, C, H, W] at ``coords`` [B, P, 2] (unit square, as
     :func:`point_sample`) -> [B, P, C]."""
-    grid = (2.0 * coords - 1.0).unsqueeze(2).to(features.dtype)  # [B, P, 1, 2]
+    grid = (2.0 * coords - 1.0).unsqueeze(2)  # [B, P, 1, 2]
     out = grid_sample(features, grid)
     return out[..., 0].transpose(1, 2)

@@ -50,3 +50,18 @@ def test_the_mode_is_scoped():
         from edgeseg.models import bilinear
         assert bilinear._MATMUL
     assert not bilinear._MATMUL
+
+
+def test_bf16_features_are_sampled_in_float32():
+    """Under bf16 autocast the features arrive in bf16, often channels-last; torch's bf16 CPU
+    grid_sample returns garbage on those (1e34 here, torch 2.13), and bf16 coordinates are off by
+    up to a cell. Sampling is done in float32."""
+    torch.manual_seed(2)
+    features = torch.randn(2, 16, 32, 32).bfloat16().contiguous(memory_format=torch.channels_last)
+    grid = torch.rand(2, 50, 40, 2) * 2 - 1
+    expected = F.grid_sample(features.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    for coords in (grid, grid.bfloat16()):
+        got = grid_sample(features, coords)
+        assert got.dtype == torch.float32
+        assert (got - expected).abs().max() < (1.0 if coords.dtype == torch.bfloat16 else 1e-6)  # not 1e34
+    assert sample_features(features, torch.rand(2, 30, 2)).dtype == torch.float32

@@ -144,3 +144,29 @@ def test_every_mask_method_trains_from_points(method_checkpoint, tmp_path):
         optimizer.step()
     # measured: SparseInst 6.93 -> 4.60, AdaMixer's RoI head 0.693 -> 0.620 (it starts at a near-zero predictor)
     assert "loss_mask" in losses and losses["loss_mask"].item() < 0.95 * first["loss_mask"], (first, losses)
+
+
+def test_a_training_step_under_bf16_autocast(method_checkpoint, tmp_path):
+    """`solver.amp: auto` trains in bf16 autocast on AMX/AVX512-BF16 CPUs: the forward runs under
+    autocast and the losses outside it, as in `edgeseg train`, so every method must accept bf16
+    features where its losses sample or match them."""
+    import torch
+
+    from edgeseg.data.coco import CocoDataset
+    from edgeseg.engine.checkpoint import load_model
+    from edgeseg.engine.data import TrainStream, collate
+    from tests.helpers import tiny_shapes
+
+    name, path = method_checkpoint
+    model, recipe, _ = load_model(path)
+    data = tiny_shapes(tmp_path / "shapes")
+    stream = TrainStream(CocoDataset(data / "train" / "annotations.json"), recipe.data, seed=0)
+    images, targets = collate([stream[0], stream[1]])
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = model(images)
+    losses = model.losses(outputs, targets)
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values()), losses
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
