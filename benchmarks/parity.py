@@ -15,7 +15,7 @@ import torch
 from edgeseg.data.coco import CocoDataset
 from edgeseg.engine.checkpoint import load_model
 from edgeseg.postprocess import sigmoid
-from edgeseg.runtime import Predictor
+from edgeseg.runtime import Predictor, read_bundle
 
 # How each output is compared: masks are logits, compared as probabilities.
 MEASURES = {"scores": ("score", lambda a: a), "boxes": ("box px", lambda a: a), "masks": ("mask prob", sigmoid)}
@@ -30,7 +30,8 @@ def main() -> None:
     model, _, _ = load_model(args.checkpoint)
     val = CocoDataset(args.data)
     for path in args.bundles:
-        predictor = Predictor(path)
+        # a Jetson bundle before its engine is built: the ONNX the engine is built from, on ONNX Runtime
+        predictor = Predictor(path, backend="onnxruntime" if read_bundle(path).backend == "tensorrt" else None)
         worst: dict[str, tuple[float, str]] = {}
         for i in range(len(val)):
             x, _ = predictor.prepare(val.load_image(i))

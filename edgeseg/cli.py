@@ -270,6 +270,7 @@ def bench(models: List[Path] = typer.Argument(..., help="Bundle folders (or chec
           frame_size: Optional[str] = typer.Option(None, "--frame-size", help="Frames of WxH (default: 1280x720 synthetic, or the --data images' own sizes)."),
           score: Optional[float] = typer.Option(None, "--score", help="Deploy threshold (default: each model's own)."),
           class_agnostic: bool = typer.Option(False, "--class-agnostic", help="AP regardless of class (COCO useCats=0)."),
+          boundary: bool = typer.Option(False, "--boundary", help="Also boundary AP (models with masks; needs --data)."),
           progress: bool = typer.Option(True, "--progress/--no-progress")):
     """FPS report: latency per stage, FPS, memory and AP, several models measured interleaved."""
     from edgeseg.bench import print_table, run_bench, write_report
@@ -278,7 +279,7 @@ def bench(models: List[Path] = typer.Argument(..., help="Bundle folders (or chec
 
     report = check_output(report, "bench report", is_report)
     result = run_bench([str(m) for m in models], data, frames, warmup, threads, device, progress, log=_echo,
-                       frame_size=frame_size, score=score, class_agnostic=class_agnostic)
+                       frame_size=frame_size, score=score, class_agnostic=class_agnostic, boundary=boundary)
     print_table(result)
     write_report(report, result)
     _echo(f"report: {report}/report.md (+ report.json, report.png)")

@@ -134,7 +134,8 @@ def fp32_agreement(predictor, checkpoint, data_root: Path, hw: tuple[int, int] =
         ref.append(ref_scores.ravel())
         for q in np.flatnonzero(ref_scores.max(1) >= 0.3):
             a, b = ref_masks[q] > np.log(0.45 / 0.55), masks[q] > np.log(0.45 / 0.55)  # sigmoid > 0.45
-            ious.append((a & b).sum() / max((a | b).sum(), 1))
+            union = (a | b).sum()
+            ious.append((a & b).sum() / union if union else 1.0)  # both empty: they agree
     ours, ref = np.concatenate(ours), np.concatenate(ref)
     assert len(ious) >= 4, f"the FP32 model detects only {len(ious)} objects: nothing to compare"
     return {"score_corr": float(np.corrcoef(ours, ref)[0, 1]), "score_max_diff": float(np.abs(ours - ref).max()),

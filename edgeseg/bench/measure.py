@@ -27,6 +27,7 @@ class Entry:
     memory_mib: float | None = None  # peak RSS of a process that loads and runs only this model
     ap: float | None = None  # the primary metric of the model's output kind
     metric: str | None = None  # its name, e.g. "mask AP"
+    boundary_ap: float | None = None  # with --boundary, for a kind with masks
     input_shape: list | None = None  # the network input of the first timed frame
     score: float | None = None  # the deploy threshold its postprocess ran at
     seconds: dict = field(default_factory=lambda: {"pre": [], "infer": [], "post": []})
@@ -74,10 +75,11 @@ def percentiles(values: list[float]) -> dict:
 
 def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 10, threads: int | None = None,
               device: str | None = None, progress: bool = True, log=print, frame_size: str | None = None,
-              score: float | None = None, class_agnostic: bool = False) -> dict:
+              score: float | None = None, class_agnostic: bool = False, boundary: bool = False) -> dict:
     """Time every model on the same frames; ``frame_size`` ('WxH') sets the frames' size, ``score``
     the deploy threshold (default: each model's own). AP with ``data`` keeps evaluation's threshold;
-    ``class_agnostic`` scores it whatever the classes (an annotation-free model's "object")."""
+    ``class_agnostic`` scores it whatever the classes (an annotation-free model's "object");
+    ``boundary`` adds boundary AP for models with masks."""
     from edgeseg.predictor import load_predictor
 
     if not models:
@@ -86,6 +88,8 @@ def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 
         raise EdgesegError(f"--threads must be at least 1, got {threads}")
     if frames < 1 or warmup < 0:
         raise EdgesegError("--frames must be at least 1 and --warmup at least 0")
+    if boundary and not data:
+        raise EdgesegError("--boundary needs --data: boundary AP is measured on a val set")
     system = system_info(threads)
     images = load_frames(data, min(frames, 200), parse_frame_size(frame_size))
     system["frame_sizes"] = frame_sizes(images)
@@ -99,13 +103,13 @@ def run_bench(models, data: str | None = None, frames: int = 100, warmup: int = 
     for entry in entries:
         entry.memory_mib = peak_memory_mib(str(entry.path), threads, device)
     if data:
-        _accuracy(entries, data, log, class_agnostic)
+        _accuracy(entries, data, log, class_agnostic, boundary)
     _time_interleaved(entries, images, frames, progress)
     system["load_average_after"] = load_average()
     return _results(entries, system, data, frames, warmup)
 
 
-def _accuracy(entries, data, log, class_agnostic: bool = False) -> None:
+def _accuracy(entries, data, log, class_agnostic: bool = False, boundary: bool = False) -> None:
     from edgeseg.data.coco import CocoDataset
     from edgeseg.evaluation.dataset_eval import evaluate_dataset
 
@@ -114,9 +118,13 @@ def _accuracy(entries, data, log, class_agnostic: bool = False) -> None:
         if not class_agnostic and entry.predictor.class_names != dataset.class_names:
             raise EdgesegError(f"{entry.path}: classes differ from {dataset.json_path} (--class-agnostic scores "
                                "masks whatever their class)")
-        report = evaluate_dataset(entry.predictor, dataset, class_agnostic=class_agnostic)
+        report = evaluate_dataset(entry.predictor, dataset, class_agnostic=class_agnostic, boundary=boundary)
         entry.ap, entry.metric = report["metrics"]["AP"] * 100, report["metric"]
-        log(f"{entry.path.name}: {entry.metric} {entry.ap:.2f} on {len(dataset)} images")
+        also = ""
+        if "boundary" in report["by_type"]:
+            entry.boundary_ap = report["by_type"]["boundary"]["metrics"]["AP"] * 100
+            also = f", boundary AP {entry.boundary_ap:.2f}"
+        log(f"{entry.path.name}: {entry.metric} {entry.ap:.2f}{also} on {len(dataset)} images")
 
 
 def _time_interleaved(entries, images, frames, progress) -> None:
@@ -153,6 +161,7 @@ def _results(entries, system, data, frames, warmup) -> dict:
             "model": str(entry.path), "name": entry.path.name, "format": entry.format, "precision": entry.precision,
             "size_mib": round(entry.size_mib, 2), "peak_memory_mib": entry.memory_mib,
             "ap": None if entry.ap is None else round(entry.ap, 2), "metric": entry.metric,
+            "boundary_ap": None if entry.boundary_ap is None else round(entry.boundary_ap, 2),
             "latency_ms": latency,
             "fps_model_only": 1000 / latency["infer"]["median"], "fps_end_to_end": 1000 / latency["total"]["median"],
             "input_shape": entry.input_shape, "score_threshold": entry.score,

@@ -36,12 +36,18 @@ def metric_name(result: dict) -> str:
     return names.pop() if len(names) == 1 else "AP"
 
 
+def _boundary(result: dict) -> bool:
+    """Whether the report has a boundary AP column (bench --boundary)."""
+    return any(r.get("boundary_ap") is not None for r in result["results"])
+
+
 def table_rows(result: dict) -> list[list[str]]:
     rows = []
     for r in result["results"]:
         lat = r["latency_ms"]
+        boundary = [] if not _boundary(result) else ["-" if r.get("boundary_ap") is None else f"{r['boundary_ap']:.2f}"]
         rows.append([
-            r["name"], r["format"], r["precision"], _input(r), f"{r['size_mib']:.1f}", _ap(r),
+            r["name"], r["format"], r["precision"], _input(r), f"{r['size_mib']:.1f}", _ap(r), *boundary,
             f"{lat['pre']['median']:.2f}", f"{lat['infer']['median']:.2f} / {lat['infer']['p90']:.2f} / {lat['infer']['p99']:.2f}",
             f"{lat['post']['median']:.2f}", f"{r['fps_model_only']:.1f}", f"{r['fps_end_to_end']:.1f}",
             f"{r['speedup_model_only']:.2f}x", "-" if r["peak_memory_mib"] is None else f"{r['peak_memory_mib']:.0f}",
@@ -54,7 +60,10 @@ HEADERS = ["model", "format", "precision", "input", "MiB", "AP", "pre ms", "infe
 
 
 def headers(result: dict) -> list[str]:
-    return [metric_name(result) if h == "AP" else h for h in HEADERS]
+    names = [metric_name(result) if h == "AP" else h for h in HEADERS]
+    if _boundary(result):
+        names.insert(HEADERS.index("AP") + 1, "boundary AP")
+    return names
 
 
 def print_table(result: dict) -> None:
@@ -97,7 +106,7 @@ def markdown(result: dict, renderer: str | None = None) -> str:
         lines.append(f"- clocks: {', '.join(f'{k} {v}' for k, v in s['clocks'].items())}")
     if s["temperatures_c"]:
         lines.append(f"- temperatures (C): {', '.join(f'{k} {v:.0f}' for k, v in s['temperatures_c'].items())}")
-    lines += ["", "| " + " | ".join(headers(result)) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["", "| " + " | ".join(headers(result)) + " |", "|" + "---|" * len(headers(result))]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(result)]
     lines += ["", "![latency and accuracy](report.png)", ""]
     if renderer:
