@@ -42,10 +42,10 @@ def _boundary(result: dict) -> bool:
 
 
 def table_rows(result: dict) -> list[list[str]]:
-    rows = []
+    rows, with_boundary = [], _boundary(result)
     for r in result["results"]:
         lat = r["latency_ms"]
-        boundary = [] if not _boundary(result) else ["-" if r.get("boundary_ap") is None else f"{r['boundary_ap']:.2f}"]
+        boundary = [] if not with_boundary else ["-" if r.get("boundary_ap") is None else f"{r['boundary_ap']:.2f}"]
         rows.append([
             r["name"], r["format"], r["precision"], _input(r), f"{r['size_mib']:.1f}", _ap(r), *boundary,
             f"{lat['pre']['median']:.2f}", f"{lat['infer']['median']:.2f} / {lat['infer']['p90']:.2f} / {lat['infer']['p99']:.2f}",

@@ -198,15 +198,15 @@ def export_bundle(checkpoint, target: str, out, precision: str | None = None, im
 
 def _calibration_set(calib: str, recipe, log):
     """The named calibration set, or else the first images of the recipe's training set where it is."""
-    from edgeseg.export.calibration import RECOMMENDED_IMAGES, resolve_calibration
+    from edgeseg.export.calibration import DEFAULT_IMAGES, resolve_calibration
 
     if not calib:
         train = Path(recipe.data.train)
         if not recipe.data.train or not train.exists():
             raise EdgesegError(f"INT8 needs calibration images: pass --calib (a COCO dataset, an image folder or a "
                                f"manifest in calibration/); the recipe's training set {train.absolute()} is not here")
-        calib = f"{train}:{2 * RECOMMENDED_IMAGES}"
-        log(f"calibrating on the first {2 * RECOMMENDED_IMAGES} images of {train} at most (--calib to choose)")
+        calib = f"{train}:{DEFAULT_IMAGES}"
+        log(f"calibrating on the first {DEFAULT_IMAGES} images of {train} at most (--calib to choose)")
     return resolve_calibration(calib, warn=log)
 
 

@@ -23,6 +23,7 @@ from edgeseg.resources import is_packaged, resource_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 RECOMMENDED_IMAGES = 100
+DEFAULT_IMAGES = 2 * RECOMMENDED_IMAGES  # taken from a training set when no --calib is given
 # Beyond this, more images rarely move the ranges but every one is read and run: a training folder
 # of 2000 images took 10 minutes where 100 took 30 s.
 ENOUGH_IMAGES = 500
@@ -79,7 +80,7 @@ def resolve_calibration(source: str, count: int | None = None, warn=print) -> Ca
         warn(f"warning: {len(images)} calibration images; {RECOMMENDED_IMAGES}+ recommended (calibration/README.md)")
     elif len(images) > ENOUGH_IMAGES:
         warn(f"warning: calibrating on all {len(images)} images of {path}; {RECOMMENDED_IMAGES}-{ENOUGH_IMAGES} "
-             f"give the same ranges in a fraction of the time: --calib {spec}:{RECOMMENDED_IMAGES * 2}")
+             f"give the same ranges in a fraction of the time: --calib {spec}:{DEFAULT_IMAGES}")
     return CalibrationSet(str(path), [Path(p) for p in images])
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeseg.errors import EdgesegError
-from edgeseg.export.calibration import ENOUGH_IMAGES, RECOMMENDED_IMAGES, resolve_calibration
+from edgeseg.export.calibration import DEFAULT_IMAGES, ENOUGH_IMAGES, RECOMMENDED_IMAGES, resolve_calibration
 
 
 def _folder(root, count):
@@ -22,7 +22,7 @@ def test_a_folder_a_count_and_the_warnings(tmp_path):
     said = []
     calib = resolve_calibration(str(big), warn=said.append)
     assert len(calib.images) == ENOUGH_IMAGES + 1
-    assert len(said) == 1 and f"--calib {big}:{2 * RECOMMENDED_IMAGES}" in said[0]
+    assert len(said) == 1 and f"--calib {big}:{DEFAULT_IMAGES}" in said[0]
     said.clear()
     calib = resolve_calibration(f"{big}:{RECOMMENDED_IMAGES}", warn=said.append)
     assert [p.name for p in calib.images] == [f"{i:04d}.png" for i in range(RECOMMENDED_IMAGES)] and not said
@@ -43,8 +43,8 @@ def test_without_calib_the_export_takes_the_first_training_images(tmp_path):
 
     from edgeseg.export import _calibration_set
 
-    train = _folder(tmp_path / "train", 2 * RECOMMENDED_IMAGES + 5)
+    train = _folder(tmp_path / "train", DEFAULT_IMAGES + 5)
     said = []
     calib = _calibration_set(None, SimpleNamespace(data=SimpleNamespace(train=str(train))), said.append)
-    assert [p.name for p in calib.images] == [f"{i:04d}.png" for i in range(2 * RECOMMENDED_IMAGES)]
-    assert said == [f"calibrating on the first {2 * RECOMMENDED_IMAGES} images of {train} at most (--calib to choose)"]
+    assert [p.name for p in calib.images] == [f"{i:04d}.png" for i in range(DEFAULT_IMAGES)]
+    assert said == [f"calibrating on the first {DEFAULT_IMAGES} images of {train} at most (--calib to choose)"]
