@@ -118,6 +118,9 @@ class SolverConfig:
 class TrainConfig:
     output_dir: str = "runs/train"
     seed: int = 0
+    # An edgeseg checkpoint to start from (fine-tuning; or AdaMixer's weights into Mask Transfiner):
+    # weights of the same name and shape load, the others keep their initialisation. "" = none.
+    init: str = ""
     eval_period: int = 5000
     checkpoint_period: int = 5000
     log_period: int = 20

@@ -67,3 +67,18 @@ def load_model(path, recipe: Recipe | None = None):
     if len(class_names) != recipe.model.num_classes:
         raise EdgesegError(f"{path}: {len(class_names)} class names for {recipe.model.num_classes} classes")
     return model.eval(), recipe, list(class_names)
+
+
+def init_from_checkpoint(model, path) -> tuple[list[str], list[str], list[str] | None]:
+    """Start ``model`` from an edgeseg checkpoint's weights (fine-tuning, or a method that extends
+    another's: an AdaMixer checkpoint into Mask Transfiner, whose detector and mask head keep
+    AdaMixer's names). Every entry of the same name and shape loads; the rest keep their
+    initialisation (a class layer for another number of classes among them). Returns the loaded
+    and the kept names and the checkpoint's class names; refuses one that shares no weight."""
+    state = read_checkpoint(path)
+    own = model.state_dict()
+    loaded = {k: v for k, v in state["model"].items() if k in own and own[k].shape == v.shape}
+    if not loaded:
+        raise fail(path, "train.init: no weight of this checkpoint matches the model by name and shape")
+    model.load_state_dict(loaded, strict=False)
+    return sorted(loaded), sorted(k for k in own if k not in loaded), (state.get("meta") or {}).get("class_names")

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from edgeseg.config import Recipe
 from edgeseg.data.coco import CocoDataset
-from edgeseg.engine.checkpoint import read_checkpoint, save_checkpoint
+from edgeseg.engine.checkpoint import init_from_checkpoint, read_checkpoint, save_checkpoint
 from edgeseg.engine.data import StepBatchSampler, TrainStream, check_supervision, collate, training_dataset
 from edgeseg.engine.ema import WeightAverage
 from edgeseg.engine.predictor import TorchPredictor
@@ -251,7 +251,14 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)
     random.seed(tcfg.seed)
-    model = create_model(recipe.model).to(device)
+    model = create_model(recipe.model)
+    if tcfg.init and not resume:
+        loaded, kept, init_names = init_from_checkpoint(model, tcfg.init)
+        log(f"init from {tcfg.init}: {len(loaded)} weights loaded, {len(kept)} kept their initialisation"
+            + (f" ({', '.join(kept[:4])}{' ...' if len(kept) > 4 else ''})" if kept else ""))
+        if init_names is not None and list(init_names) != list(train_set.class_names):
+            log(f"warning: {tcfg.init} was trained on classes {init_names}, this data has {train_set.class_names}")
+    model = model.to(device)
     if solver.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, solver)

@@ -8,6 +8,7 @@ import torch
 
 from edgeseg.engine.checkpoint import load_model, read_checkpoint
 from edgeseg.errors import EdgesegError
+from tests.helpers import tiny_overrides
 from tests.test_cli import assert_one_line_error, run_cli
 
 
@@ -42,6 +43,8 @@ def test_malicious_pickle_runs_nothing_in_any_command(tiny_model, tmp_path):
         ("export", evil, "--target", "onnx", "--out", tmp_path / "bundle"),
         ("import", evil, "--config", "r50_giam", "--out", tmp_path / "imported.pt"),
         ("bench", evil, "--frames", "1", "--warmup", "0", "--report", tmp_path / "report"),
+        ("train", "sparseinst_shapes", "--no-progress",
+         *(a for s in tiny_overrides(data, tmp_path / "run") + [f"train.init={evil}"] for a in ("--set", s))),
     ]
     for args in commands:
         result = run_cli(*args)
@@ -106,3 +109,32 @@ def test_unknown_method_section_key_lists_the_valid_ones():
     with pytest.raises(EdgesegError, match=r"unknown key 'model.decoder'; valid keys here: name, num_classes, "
                                            r"backbone, inference, sparseinst"):
         load_recipe("sparseinst_shapes", ["model.decoder.num_masks=3"])
+
+
+def test_transfiner_starts_from_an_adamixer_checkpoint(tmp_path):
+    """train.init: the detector and mask head load by name (Transfiner keeps AdaMixer's), the
+    refinement keeps its initialisation; a checkpoint that shares no weight is refused."""
+    from edgeseg.config import load_recipe
+    from edgeseg.engine.checkpoint import init_from_checkpoint, save_checkpoint
+    from edgeseg.models.registry import create_model
+    from tests.models.test_every_method import TINY
+
+    def build(method):
+        base, extra = TINY[method]
+        recipe = load_recipe(base, extra + ["model.num_classes=4", "model.backbone.weights="])
+        return create_model(recipe.model), recipe
+
+    adamixer, recipe = build("adamixer")
+    path = tmp_path / "adamixer.pt"
+    save_checkpoint(path, adamixer, recipe, ["a", "b", "c", "d"])
+    transfiner, _ = build("transfiner")
+    loaded, kept, names = init_from_checkpoint(transfiner, path)
+    assert set(loaded) == set(adamixer.state_dict()) and names == ["a", "b", "c", "d"]
+    assert kept and {k.split(".")[0] for k in kept} == {"incoherence_head", "fine", "refiner"}
+    for key in loaded:
+        assert torch.equal(transfiner.state_dict()[key], adamixer.state_dict()[key]), key
+
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"head.weight": torch.zeros(3, 3)}}, other)
+    with pytest.raises(EdgesegError, match=f"{other}: train.init: no weight"):
+        init_from_checkpoint(transfiner, other)

@@ -21,6 +21,10 @@ class RefineConfig:
     # probability nearest 0.5) or "random" (a fixed random order): the paper's ablation.
     select: str = "incoherence"
     mixer: str = "transformer"  # or "mlp": each node alone (the paper's per-point MLP ablation)
+    # Score width over which a node's refinement (and a detection's, next to the R-th) fades in
+    # above the selection's cut: runtime noise then cannot flip a node from refined to coarse (an
+    # up to 0.34 jump in a mask probability with a hard cut). 0: the paper's hard cut.
+    fade: float = 0.05
     dim: int = 256
     layers: int = 3
     heads: int = 4

@@ -8,7 +8,9 @@ fixed so that the graph has static shapes: TopK instead of ``nonzero``, gather/s
 computed indices, no loop over instances.
 
 Cells are ranked by :mod:`edgeseg.models.ranking`'s keys (runtimes break TopK ties differently);
-the same keys pick the refined detections.
+the same keys pick the refined detections. A node's refinement fades in above its level's cut
+(``fade_in``), so that runtime noise in the scores cannot swap a fully refined node for an
+unrefined one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from edgeseg.models.ranking import top_indices
+from edgeseg.models.ranking import fade_in, top_indices
 
 GRID = 28
 LEVELS = (28, 56, 112)
@@ -33,10 +35,18 @@ def children(cells: Tensor, factor: int) -> Tensor:
     return (rows * (GRID * factor) + cols).flatten(1)
 
 
-def level_nodes(scores: Tensor, cells: list[int]) -> list[Tensor]:
-    """Per level (28, 56, 112), the flat node indices [K, n_level] at that level's grid."""
+def level_nodes(scores: Tensor, cells: list[int], fade: float = 0.0) -> tuple[list[Tensor], list[Tensor]]:
+    """Per level (28, 56, 112), the flat node indices [K, n_level] at that level's grid and each
+    node's weight [K, n_level] (its cell's :func:`fade_in` at that level's cut; ``fade`` 0: all 1)."""
     order = top_indices(scores, max(cells))  # one TopK: each level takes a prefix of the same order
-    return [order[:, : cells[0]], children(order[:, : cells[1]], 2), children(order[:, : cells[2]], 4)]
+    nodes, weights = [], []
+    for count, factor in zip(cells, (1, 2, 4)):
+        top = order[:, :count]
+        weight = fade_in(scores, count, fade).gather(1, top)
+        nodes.append(children(top, factor) if factor > 1 else top)
+        # children() lists each cell's factor^2 children together
+        weights.append(weight[..., None].expand(-1, -1, factor * factor).reshape(weight.shape[0], -1))
+    return nodes, weights
 
 
 def cell_centres(index: Tensor, grid: int) -> Tensor:
@@ -56,17 +66,36 @@ def in_image(uv: Tensor, boxes: Tensor) -> Tensor:
     return boxes[:, None, :2] + uv * (boxes[:, None, 2:] - boxes[:, None, :2])
 
 
-def assemble(coarse: Tensor, nodes: list[Tensor], values: list[Tensor]) -> Tensor:
-    """Coarse 28x28 logits [K, 28, 28] with each level's nodes overwritten by their refined logits,
-    upsampled bilinearly to the next level: [K, 112, 112]. Cell centres stay at (i + 0.5) / grid of
-    the box at every level (``align_corners=False``, as the nodes are placed and as the mask is
-    pasted); the official code aligns corners here, shifting finer levels by up to half a cell."""
+def assemble(coarse: Tensor, nodes: list[Tensor], values: list[Tensor], weights: list[Tensor] | None = None) -> Tensor:
+    """Coarse 28x28 logits [K, 28, 28] with each level's nodes overwritten by their refined logits
+    (moved toward them by their ``weights`` where given), upsampled bilinearly to the next level:
+    probabilities [K, 112, 112].
+
+    Levels are upsampled as probabilities, as the coarse head's masks are pasted, not as logits: a
+    logit interpolated between a confident background (-9) and a half-covered cell (0) crosses 0.5
+    next to the cell's centre, eroding every thin part (GT boxes and GT RoIAlign masks on the
+    thin-shapes val: mask IoU 0.964 pasted from 28x28, 0.936 through logit-space levels, 0.957
+    through probability levels). Cell centres stay at (i + 0.5) / grid of the box at every level
+    (``align_corners=False``, as the nodes are placed and as the mask is pasted); the official code
+    aligns corners here, shifting finer levels by up to half a cell."""
     k = coarse.shape[0]
-    out = coarse.reshape(k, -1)
+    out = coarse.sigmoid().reshape(k, -1)
     for level, (index, value) in enumerate(zip(nodes, values)):
         if level:
-            size = LEVELS[level]
-            out = F.interpolate(out.reshape(k, 1, size // 2, size // 2), size=(size, size), mode="bilinear",
-                                align_corners=False).reshape(k, -1)
-        out = out.scatter(1, index, value.to(out.dtype))
+            out = upsample(out.reshape(k, LEVELS[level - 1], LEVELS[level - 1]), LEVELS[level]).reshape(k, -1)
+        value = value.sigmoid().to(out.dtype)
+        if weights is not None:
+            value = torch.lerp(out.gather(1, index), value, weights[level].to(out.dtype))
+        out = out.scatter(1, index, value)
     return out.reshape(k, LEVELS[-1], LEVELS[-1])
+
+
+def upsample(probs: Tensor, size: int) -> Tensor:
+    """[K, S, S] -> [K, size, size], bilinear with cell centres kept (``align_corners=False``)."""
+    return F.interpolate(probs[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def to_logits(probs: Tensor, eps: float = 1e-6) -> Tensor:
+    """Probabilities -> logits, clamped to [eps, 1 - eps] (the ``roi_masks`` kind carries logits)."""
+    probs = probs.clamp(eps, 1 - eps)
+    return torch.log(probs) - torch.log(1 - probs)
