@@ -4,7 +4,9 @@
 
 1. FP32 and INT8 bundles for every target (onnx, openvino, tflite, jetson), each export measuring
    its mask AP beside PyTorch's (`--data`), so INT8 drops are stated per bundle;
-2. FP32 parity of every FP32 bundle against PyTorch over the whole val split (benchmarks/parity.py);
+2. FP32 parity of every FP32 bundle against PyTorch over the whole val split (benchmarks/parity.py),
+   and of an ONNX bundle of the same weights with the hard cut (`refine.fade=0`) against its own
+   PyTorch model;
 3. the graphs hold no NonZero and no Loop;
 4. one interleaved `edgeseg bench --boundary` of PyTorch and every bundle, plus the refinement's
    share of the latency (the same weights without the refinement: AdaMixer with the Transfiner's
@@ -50,6 +52,14 @@ def coarse_twin(checkpoint: Path, out: Path) -> Path:
     return out
 
 
+def with_hard_cut(checkpoint: Path, out: Path) -> Path:
+    """The same weights with the paper's hard cut: nodes and detections refined fully or not at all."""
+    model, recipe, classes = load_model(checkpoint)
+    recipe.model.method.refine.fade = 0.0
+    save_checkpoint(out, model, recipe, classes)
+    return out
+
+
 def with_budget(checkpoint: Path, scale: float, out: Path) -> Path:
     """The same weights refining ``scale`` times as many nodes per level."""
     model, recipe, classes = load_model(checkpoint)
@@ -78,12 +88,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("runs/transfiner_deploy"))
     ap.add_argument("--reuse", action="store_true", help="reuse bundles already in --out")
+    ap.add_argument("--parity-only", action="store_true", help="FP32 bundles and parity only (steps 1-3 without INT8)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
     exported = {}
     for target in TARGETS:
-        for precision in ("fp32", "int8"):
+        for precision in ("fp32",) if args.parity_only else ("fp32", "int8"):
             out = args.out / f"{target}_{precision}"
             lines = []
             if not (args.reuse and (out / "bundle.json").is_file()):
@@ -96,8 +107,16 @@ def main() -> None:
         print(f"{out.name}: NonZero/Loop in graph: {sorted(ops & {'NonZero', 'Loop'}) or 'none'}")
 
     fp32 = [str(p) for (t, precision), p in exported.items() if precision == "fp32"]
-    subprocess.run([sys.executable, str(Path(__file__).with_name("parity.py")), str(args.checkpoint), *fp32,
-                    "--data", args.data], check=True)
+    parity = [sys.executable, str(Path(__file__).with_name("parity.py"))]
+    subprocess.run(parity + [str(args.checkpoint), *fp32, "--data", args.data], check=True)
+    hard = with_hard_cut(args.checkpoint, args.out / "hard_cut.pt")
+    hard_bundle = args.out / "onnx_fp32_hard_cut"
+    if not (args.reuse and (hard_bundle / "bundle.json").is_file()):
+        export_bundle(hard, "onnx", hard_bundle, precision="fp32", imgsz=args.imgsz, log=lambda *_: None)
+    print("the same weights with the hard cut (refine.fade=0):")
+    subprocess.run(parity + [str(hard), str(hard_bundle), "--data", args.data], check=True)
+    if args.parity_only:
+        return
 
     extra = {"coarse": coarse_twin(args.checkpoint, args.out / "coarse_twin.pt")}
     for scale in BUDGET_SCALES:

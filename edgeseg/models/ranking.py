@@ -43,5 +43,7 @@ def fade_in(scores: Tensor, count: int, width: float) -> Tensor:
     n = scores.shape[-1]
     if width <= 0 or count >= n:
         return torch.ones_like(scores)
-    left_out = torch.topk(scores, count + 1, dim=-1).values[..., -1:]
+    # the (count+1)-th best value, read by index: litert-torch lowers a TopK whose values alone are
+    # used to a SORT that LiteRT cannot run; whichever index a runtime returns holds that value
+    left_out = scores.gather(-1, torch.topk(scores, count + 1, dim=-1).indices[..., -1:])
     return ((scores - left_out - 1.0 / BUCKETS) / width).clamp(0, 1)

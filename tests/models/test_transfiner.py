@@ -132,3 +132,37 @@ def test_runtime_noise_at_the_cut_cannot_flip_a_refined_node():
         jumps[fade] = (outputs[0] - outputs[1]).abs().max().item()
     assert jumps[0.0] > 1e-2, jumps  # the hard cut swaps a refined node
     assert jumps[0.05] < 1e-5, jumps
+
+
+def test_tflite_bundle_runs_and_matches_pytorch(tmp_path):
+    """The refinement (TopK over cells and detections, the faded cut, fused attention) converts
+    with litert-torch into ops LiteRT runs (a TopK whose values alone were used became a SORT it
+    cannot load), with PyTorch's outputs."""
+    import numpy as np
+
+    from edgeseg.config import load_recipe
+    from edgeseg.engine.checkpoint import save_checkpoint
+    from edgeseg.models.registry import create_model
+    from edgeseg.runtime import Predictor
+    from tests.helpers import require
+    from tests.models.test_every_method import TINY
+    from tests.test_cli import run_cli
+
+    require("litert_torch")
+    base, extra = TINY["transfiner"]
+    recipe = load_recipe(base, extra + ["model.num_classes=4", "model.backbone.weights="])
+    torch.manual_seed(0)
+    model = create_model(recipe.model).eval()
+    save_checkpoint(tmp_path / "m.pt", model, recipe, ["spiky_star", "ring", "fork", "stroke"])
+    # in a child process: litert-torch starts JAX threads, and later tests fork (peak-memory probes)
+    done = run_cli("export", tmp_path / "m.pt", "--target", "tflite", "--imgsz", "128", "--out", tmp_path / "tfl")
+    assert done.returncode == 0, done.stderr[-2000:]
+    x = np.random.default_rng(0).standard_normal((1, 128, 128, 3)).astype(np.float32)
+    got = Predictor(tmp_path / "tfl", threads=1).raw(x)
+    with torch.no_grad():
+        want = model.deploy_outputs(model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())))
+    for key in ("scores", "boxes", "masks"):
+        ref = want[key][0].numpy()
+        if key == "masks":
+            got[key], ref = 1 / (1 + np.exp(-got[key])), 1 / (1 + np.exp(-ref))  # compared as probabilities
+        assert np.abs(got[key] - ref).max() / (1 + np.abs(ref).max()) <= 1e-4, key

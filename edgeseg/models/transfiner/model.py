@@ -38,7 +38,7 @@ def token_targets(masks: Tensor, boxes: Tensor, nodes: list[Tensor]) -> Tensor:
     full-resolution masks [K, H, W] in boxes [K, 4] at the token's grid: 14 for the context, 28, 56
     and 112 per level), as the coarse head is trained. A point label at the cell's centre instead
     (binary): levels assembled from perfect values of it beat the 28x28 GT RoIAlign mask less often
-    than from area values (thin-shapes val, GT boxes, nodes 96/48/32: mask IoU 0.957 against 0.965)."""
+    than from area values (`benchmarks/transfiner_oracle.py`, nodes 96/48/32: mask IoU 0.952 against 0.965)."""
     masks = masks[:, None].float()
     grids = [roi_align(masks, boxes[:, None], size, 1.0).flatten(1) for size in (CONTEXT,) + LEVELS]
     return torch.cat([grids[0]] + [grid.gather(1, index) for grid, index in zip(grids[1:], nodes)], 1)
