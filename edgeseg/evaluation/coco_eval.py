@@ -223,10 +223,11 @@ def evaluate(
 
 
 def detections_to_results(image_id: int, dets, category_ids: Sequence[int]) -> Results:
-    """One image's Detections as COCO results: ``bbox`` (xywh) always, ``segmentation`` (RLE) when
-    the detections carry masks."""
+    """One image's Detections as COCO results: ``bbox`` (xywh, from the detections' boxes) always,
+    ``segmentation`` (RLE) when the detections carry masks. A model with a box head is evaluated
+    on its boxes, as detectron2 evaluates Mask R-CNN; a mask-only model's boxes are its masks'."""
     if dets.masks is not None:
-        return masks_to_results(image_id, dets.masks, dets.scores, dets.labels, category_ids)
+        return masks_to_results(image_id, dets.masks, dets.scores, dets.labels, category_ids, dets.boxes)
     bad = [int(x) for x in dets.labels if not 0 <= int(x) < len(category_ids)]
     if bad:
         raise EdgesegError(f"label {bad[0]} has no category id ({len(category_ids)} category ids given)")
@@ -241,8 +242,10 @@ def masks_to_results(
     scores: np.ndarray | Sequence[float],
     labels: np.ndarray | Sequence[int],
     category_ids: Sequence[int],
+    boxes: np.ndarray | None = None,
 ) -> Results:
-    """Turn one image's predicted masks into COCO results with compressed RLE and xywh bbox.
+    """Turn one image's predicted masks into COCO results with compressed RLE and xywh bbox (from
+    ``boxes`` [N, 4] xyxy where given, else the masks' tight boxes).
 
     ``labels`` are contiguous class indices; ``category_ids[label]`` is the COCO category id.
     """
@@ -261,7 +264,11 @@ def masks_to_results(
         raise EdgesegError(f"label {bad[0]} has no category id ({len(category_ids)} category ids given)")
     # pycocotools wants a Fortran-ordered uint8 [H, W, N] array.
     rles = mask_util.encode(np.asfortranarray(masks.astype(bool).transpose(1, 2, 0).astype(np.uint8)))
-    boxes = mask_util.toBbox(rles)
+    if boxes is None:
+        boxes = mask_util.toBbox(rles)
+    else:
+        boxes = np.asarray(boxes, np.float64).reshape(n, 4)
+        boxes = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
     out: Results = []
     for rle, box, score, label in zip(rles, boxes, scores, labels):
         out.append(

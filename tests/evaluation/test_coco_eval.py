@@ -158,3 +158,18 @@ def test_quiet_prints_nothing(tiny_gt, capsys) -> None:
     assert capsys.readouterr().out == ""
     report = evaluate(gt, _predict(objects), "segm", quiet=False)
     assert report["summary"] in capsys.readouterr().out
+
+
+def test_box_results_use_the_detections_boxes():
+    """A model with a box head is evaluated on its boxes, not on its masks' tight boxes (the
+    Transfiner and its coarse twin share detector weights, and their box AP differed); a mask-only
+    model's boxes are its masks' tight boxes, so its results do not change."""
+    from edgeseg.evaluation.coco_eval import detections_to_results
+    from edgeseg.postprocess.detections import Detections
+
+    masks = np.zeros((1, 80, 100), bool)
+    masks[0, 30:50, 15:25] = True  # tight box x 15-25, y 30-50
+    head = Detections(np.array([[10, 20, 30, 60]], np.float32), np.array([0.9], np.float32), np.array([0]), masks)
+    assert detections_to_results(1, head, [7])[0]["bbox"] == [10.0, 20.0, 20.0, 40.0]
+    tight = Detections(np.array([[15, 30, 25, 50]], np.float32), np.array([0.9], np.float32), np.array([0]), masks)
+    assert detections_to_results(1, tight, [7])[0]["bbox"] == masks_to_results(1, masks, [0.9], [0], [7])[0]["bbox"]
