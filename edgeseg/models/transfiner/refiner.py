@@ -25,7 +25,7 @@ def sine_encoding(uv: Tensor, dim: int, temperature: float = 10000.0) -> Tensor:
 class EncoderLayer(nn.Module):
     """Post-norm transformer encoder layer, positions added to queries and keys (the official
     refinement encoder). Attention works on 4-D tensors (it exports to every runtime), fused
-    (``scaled_dot_product_attention``; `benchmarks/attention_speed.py`: 5x faster than
+    (``scaled_dot_product_attention``; `benchmarks/attention_speed.py`: 4-5x faster than
     matmul-softmax-matmul in training on a CPU), with an additive bias per key."""
 
     def __init__(self, dim: int, heads: int, ffn_dim: int):
