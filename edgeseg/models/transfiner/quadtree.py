@@ -75,9 +75,9 @@ def assemble(coarse: Tensor, nodes: list[Tensor], values: list[Tensor], weights:
     logit interpolated between a confident background (-9) and a half-covered cell (0) crosses 0.5
     next to the cell's centre, eroding every thin part (`benchmarks/transfiner_oracle.py`: GT boxes
     and GT RoIAlign masks on the thin-shapes val, mask IoU 0.964 pasted from 28x28, 0.936 through
-    logit-space levels, 0.957 through probability levels). Cell centres stay at (i + 0.5) / grid of the box at every level
-    (``align_corners=False``, as the nodes are placed and as the mask is pasted); the official code
-    aligns corners here, shifting finer levels by up to half a cell."""
+    logit-space levels, 0.957 through probability levels). Cell centres stay at (i + 0.5) / grid
+    of the box at every level (``align_corners=False``, as the nodes are placed and as the mask is
+    pasted); the official code aligns corners here, shifting finer levels by up to half a cell."""
     k = coarse.shape[0]
     out = coarse.sigmoid().reshape(k, -1)
     for level, (index, value) in enumerate(zip(nodes, values)):
