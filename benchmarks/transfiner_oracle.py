@@ -12,29 +12,23 @@ logits (the earlier edgeseg):
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pycocotools import mask as mask_utils
 
 from common import write_table
+from edgeseg.data.coco import CocoDataset
 from edgeseg.evaluation.boundary import boundary_iou
 from edgeseg.models.roi_align import roi_align
 from edgeseg.models.transfiner.incoherence import incoherence_targets
-from edgeseg.models.transfiner.quadtree import LEVELS, assemble, cell_centres, in_image, level_nodes
+from edgeseg.models.transfiner.quadtree import LEVELS, assemble, cell_centres, in_image, level_nodes, to_logits
 from edgeseg.postprocess.roi_masks import paste
 
 BUDGETS = {"[1, 1, 1]": [1, 1, 1], "[48, 16, 8] (recipe)": [48, 16, 8], "[48, 32, 16]": [48, 32, 16],
            "[96, 48, 32]": [96, 48, 32], "[96, 96, 96]": [96, 96, 96], "every cell": [784, 784, 784]}
 SATURATED = 6.0  # the logit of a perfect binary node value
-
-
-def logit(p: torch.Tensor) -> torch.Tensor:
-    p = p.clamp(1e-4, 1 - 1e-4)
-    return torch.log(p / (1 - p))
 
 
 def assemble_logits(coarse, nodes, values):
@@ -51,15 +45,15 @@ def assemble_logits(coarse, nodes, values):
 
 
 def instances(data: Path, limit: int):
-    coco = json.loads((data / "annotations.json").read_text())
-    images = {i["id"]: i for i in coco["images"]}
-    for ann in coco["annotations"][:limit]:
-        h, w = images[ann["image_id"]]["height"], images[ann["image_id"]]["width"]
-        rle = ann["segmentation"]
-        rle = mask_utils.merge(mask_utils.frPyObjects(rle, h, w)) if isinstance(rle, list) else (
-            mask_utils.frPyObjects(rle, h, w) if isinstance(rle["counts"], list) else rle)
-        x, y, bw, bh = ann["bbox"]
-        yield mask_utils.decode(rle).astype(bool), torch.tensor([[x, y, x + bw, y + bh]], dtype=torch.float32)
+    """(bool mask [H, W], xyxy box [1, 4]) of the first ``limit`` instances of a mask dataset."""
+    dataset, count = CocoDataset(data), 0
+    for i in range(len(dataset)):
+        found = dataset.load_instances(i)
+        for mask, box in zip(found["masks"], found["boxes"]):
+            if count == limit:
+                return
+            count += 1
+            yield mask.astype(bool), torch.from_numpy(box)[None]
 
 
 def node_values(mask: torch.Tensor, box: torch.Tensor, nodes, mode: str) -> list[torch.Tensor]:
@@ -68,7 +62,7 @@ def node_values(mask: torch.Tensor, box: torch.Tensor, nodes, mode: str) -> list
     for index, grid in zip(nodes, LEVELS):
         if mode == "area":
             share = roi_align(mask[None, None], box[:, None], grid, 1.0)[:, 0].flatten(1).gather(1, index)
-            values.append(logit(share))
+            values.append(to_logits(share, 1e-4))
         else:
             xy = in_image(cell_centres(index, grid), box)
             inside = mask[xy[..., 1].long().clamp(0, h - 1), xy[..., 0].long().clamp(0, w - 1)]
@@ -88,7 +82,8 @@ def main() -> None:
     torch.manual_seed(0)
     for gt, box in instances(args.data, args.instances):
         mask = torch.from_numpy(gt).float()
-        coarse = logit(roi_align(mask[None, None], box[:, None], 28, 1.0)[:, 0])
+        # logits within +-9.2: the logit-space rows depend on this saturation (+-13.8 erodes more)
+        coarse = to_logits(roi_align(mask[None, None], box[:, None], 28, 1.0)[:, 0], 1e-4)
         # ties among incoherent cells broken at random, not by position
         incoherence = (incoherence_targets(mask[None], box) + torch.rand(1, 28, 28) * 1e-3).flatten(1)
         for name, spec in rows.items():

@@ -50,7 +50,8 @@ def test_lost_camera_is_retried_with_backoff_then_reported():
     logs = []
     grabber = FrameGrabber(FakeCamera(script), retries=2, backoff_s=0.01, log=logs.append).start()
     got = drain(grabber)
-    assert len(got) == 3
+    # a live source hands over the newest frame: on a busy CPU the first can be replaced unseen
+    assert len(got) + grabber.stats.dropped == 3 and got[-1][0] == 2
     assert grabber.stats.reconnects == 1
     assert "lost and not back after 2 retries" in grabber.stats.error
     assert any("retry 1/2 in 0.0 s" in line for line in logs) and any("back after 2 retries" in line for line in logs)
