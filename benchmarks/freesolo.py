@@ -44,7 +44,9 @@ DATASETS = {
     # (the val image's class-agnostic AP50 of Free Mask: 0.0 with the defaults, 39.9 with these)
     "nuclei": ("data/nuclei", ["data", "nuclei"], "freesolo_textured",
                ["data.generate=", "data.crop=true", "data.crop_size=[128,256]", "data.min_size_train=[224,256,288]",
-                "data.min_size_test=384", "data.max_size_test=640"],
+                "data.min_size_test=384", "data.max_size_test=640",
+                # ~100 nuclei per tile: a thousand positive cells per image without a cap
+                "model.solov2.loss.max_mask_cells=256"],
                ["--own-region", "--size", "768", "--top", "100"]),
 }
 CENTRED = (0.25, 0.5, 0.75)  # side of the fixed centred squares, as a fraction of the image's

@@ -3,6 +3,8 @@ points, points in a RoI's frame, and SparseInst's point objective against its ma
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -100,6 +102,21 @@ def test_sparseinst_point_loss_labels_the_outside_of_the_box_background():
         losses[name] = sparseinst_point_losses(outputs, [target], LossConfig(), 1)
     for key in ("loss_mask", "loss_dice", "loss_objectness"):
         assert losses["spilling"][key] > losses["inside"][key], key
+
+
+def test_spill_outside_the_box_costs_the_same_on_any_image_size():
+    """The outside BCE is in units of the box's area: the same spill next to the same box costs
+    the same on a small and on a large image, and a box's worth of spill at p = 0.5 costs log 2."""
+    from edgeseg.models.point_sup import outside_bce, outside_boxes
+
+    box = torch.tensor([[8.0, 8.0, 16.0, 16.0]])  # 2x2 cells at stride 4
+    costs = []
+    for size in (8, 32):
+        logits = torch.full((1, size, size), -30.0)
+        logits[0, 4, 2:4] = 0.0  # two cells below the box at p = 0.5
+        costs.append(outside_bce(logits.flatten(1), outside_boxes(box, size, size, 4)).item())
+    assert costs[0] == pytest.approx(costs[1], rel=1e-5)
+    assert costs[0] == pytest.approx(2 * math.log(2) / 4, rel=1e-4)
 
 
 def test_the_box_bounds_the_mask_and_colours_join_it_when_asked():

@@ -127,6 +127,25 @@ def test_projection_losses_fit_one_batch():
     assert last["loss_dice"] < 0.7 * first["loss_dice"], (first, last)
 
 
+def test_capped_mask_cells_are_a_uniform_draw_over_the_batch():
+    from edgeseg.models.solov2.loss import sample_cells
+
+    positives = [torch.arange(10), torch.arange(0), torch.arange(100, 130)]
+    assert sample_cells(positives, 0) is positives and sample_cells(positives, 40) is positives
+    torch.manual_seed(0)
+    kept = [torch.cat(sample_cells(positives, 8)) for _ in range(400)]
+    assert all(len(k) == 8 for k in kept)
+    chosen = sample_cells(positives, 8)
+    assert all(set(c.tolist()) <= set(p.tolist()) for c, p in zip(chosen, positives))
+    share = torch.stack([(k < 100).float().mean() for k in kept]).mean()  # image 0 holds 10 of 40 cells
+    assert abs(float(share) - 0.25) < 0.03, share
+
+
+def test_capped_mask_cells_still_fit_one_batch():
+    first, last = _fit(["model.solov2.loss.mask_loss=projection", "model.solov2.loss.max_mask_cells=3"])
+    assert last["loss_dice"] < 0.7 * first["loss_dice"], (first, last)
+
+
 def test_tflite_runs_the_static_graph_as_pytorch_does(tmp_path):
     """TopK, gathers, the dynamic-kernel matmul and Matrix NMS convert to TFLite (the every-method
     test covers ONNX Runtime, OpenVINO and the Jetson's ONNX)."""

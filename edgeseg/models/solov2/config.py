@@ -27,6 +27,10 @@ class LossConfig:
     pairwise_weight: float = 1.0
     pairwise_dilation: int = 2
     pairwise_threshold: float = 0.3
+    # The masks of at most this many positive cells per batch (drawn uniformly, so the mean is the
+    # same in expectation) go through the mask loss; 0: all. Dozens of small objects per image,
+    # each positive in up to 9 cells on 2 levels, make a thousand masks per image otherwise.
+    max_mask_cells: int = 0
 
 
 @dataclass

@@ -7,7 +7,10 @@ compares the masks' projections instead, and a pairwise colour-affinity term joi
 
 Trained from points (PointSup), cells are assigned from the boxes and the masks are compared at
 the annotated points and with the cells outside the box as background
-(:func:`edgeseg.models.point_sup.full_mask_point_losses`): dice over those labels, plus their BCE."""
+(:func:`edgeseg.models.point_sup.full_mask_point_losses`): dice over those labels, plus their BCE.
+
+``loss.max_mask_cells`` caps how many positive cells' masks a batch computes (a uniform draw over
+the batch); the category branch always sees every cell."""
 
 from __future__ import annotations
 
@@ -38,6 +41,21 @@ def dynamic_masks(kernels: Tensor, features: Tensor) -> Tensor:
     return (kernels @ features.flatten(1)).reshape(-1, *features.shape[-2:])
 
 
+def sample_cells(positives: list[Tensor], limit: int) -> list[Tensor]:
+    """At most ``limit`` (0: no limit) of the batch's positive cells (per image, sorted), drawn
+    uniformly over the whole batch so that the mean over them estimates the mean over all."""
+    total = sum(len(c) for c in positives)
+    if limit <= 0 or total <= limit:
+        return positives
+    keep = torch.zeros(total, dtype=torch.bool)
+    keep[torch.randperm(total)[:limit]] = True
+    out, start = [], 0
+    for cells in positives:
+        out.append(cells[keep[start:start + len(cells)]])
+        start += len(cells)
+    return out
+
+
 def solov2_losses(outputs: dict, targets: list[dict], cfg: SOLOv2Config, num_classes: int) -> dict:
     """``targets[i]``: ``labels`` [n], and ``masks`` [n, H, W] at the padded input size or (from
     points) ``boxes`` [n, 4], ``points`` [n, P, 2] and ``point_labels`` [n, P]."""
@@ -50,13 +68,16 @@ def solov2_losses(outputs: dict, targets: list[dict], cfg: SOLOv2Config, num_cla
     onehot = torch.stack([F.one_hot(lab, num_classes + 1)[:, :num_classes] for lab, _ in assigned]).to(logits)
     l = cfg.loss
     projection = l.mask_loss == "projection" and not from_points
+    positives = [torch.nonzero(owner >= 0).flatten() for _, owner in assigned]
+    total = sum(len(c) for c in positives)
+    chosen = sample_cells(positives, l.max_mask_cells)
     dice, bce, mean_projection, pairwise = [], [], [], []
-    for b, ((_, owner), target) in enumerate(zip(assigned, targets)):
-        cells = torch.nonzero(owner >= 0).flatten().to(logits.device)
+    for b, ((_, owner), target, cells) in enumerate(zip(assigned, targets, chosen)):
         if len(cells) == 0:
             continue
-        pred = dynamic_masks(kernels[b, cells], features[b])
         which = owner[cells].to(logits.device)
+        cells = cells.to(logits.device)
+        pred = dynamic_masks(kernels[b, cells], features[b])
         if from_points:
             d, c = full_mask_point_losses(pred, target["points"][which], target["point_labels"][which],
                                           target["boxes"][which], MASK_STRIDE)
@@ -77,7 +98,7 @@ def solov2_losses(outputs: dict, targets: list[dict], cfg: SOLOv2Config, num_cla
                 pairwise.append(pairwise_loss(pred, edges, l.pairwise_dilation))
     count = sum(len(d) for d in dice)
     zero = kernels.sum() * 0.0 + features.sum() * 0.0
-    losses = {"loss_cate": sigmoid_focal_loss(logits, onehot, l.focal_alpha, l.focal_gamma) / (count + 1) * l.focal_weight,
+    losses = {"loss_cate": sigmoid_focal_loss(logits, onehot, l.focal_alpha, l.focal_gamma) / (total + 1) * l.focal_weight,
               "loss_dice": torch.cat(dice).mean() * l.dice_weight if count else zero}
     if from_points:
         losses["loss_mask"] = sum(bce) / count if count else zero

@@ -8,8 +8,8 @@ a background label, as if clicked. So each target's labels are its annotated poi
 box) and all mask cells outside its box; dice, BCE and the IoU estimate run over those labels.
 
 Matching maximises ``dice^alpha * class_prob^beta`` (the full-mask matcher, dice over the labels);
-the matched masks get BCE over the annotated points and over the cells outside the box (two means,
-so that the thousands of outside cells do not drown the few points) and dice over all labels;
+the matched masks get BCE over the annotated points (their mean) and over the cells outside the box
+(:func:`~edgeseg.models.point_sup.outside_bce`: in units of the box's area) and dice over all labels;
 objectness regresses the IoU over the labels, or 1 (``loss.point_objectness``). Classes: focal loss.
 """
 
@@ -23,7 +23,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.models.losses import mean_instances, sigmoid_focal_loss
 from edgeseg.models.point_sample import point_sample
 from edgeseg.models.mask_projection import affinity_edges, box_cells, pairwise_loss, projection_dice
-from edgeseg.models.point_sup import SMOOTH, labelled_sums, outside_boxes, point_bce
+from edgeseg.models.point_sup import SMOOTH, labelled_sums, outside_bce, outside_boxes, point_bce
 from edgeseg.models.sparseinst.config import LossConfig
 
 MASK_STRIDE = 4  # pred_masks are at 1/4 of the (padded) input
@@ -79,8 +79,6 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
     pt, pp, tt = labelled_sums(probs, tgt)
     spill = (full_probs ** 2 * outside).sum(-1)
     dice = (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
-    outside_bce = (F.binary_cross_entropy_with_logits(full, torch.zeros_like(full), reduction="none") * outside
-                   ).sum() / outside.sum().clamp(min=1)
     with torch.no_grad():
         if cfg.point_objectness == "iou":  # binarised at 0.4, as the mask path's IoU
             hit, predicted = labelled_sums((probs >= 0.4).float(), tgt)[:2]  # binary: sum p^2 = sum p
@@ -93,7 +91,7 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
         "loss_objectness": F.binary_cross_entropy_with_logits(scores[batch_idx, src_idx, 0], quality)
         * cfg.objectness_weight,
         "loss_dice": (1 - dice).sum() / num_instances * cfg.mask_dice_weight,
-        "loss_mask": (point_bce(src, tgt) + outside_bce) * cfg.mask_pixel_weight,
+        "loss_mask": (point_bce(src, tgt) + outside_bce(full, outside)) * cfg.mask_pixel_weight,
     }
     if cfg.point_box_projection > 0 or cfg.point_pairwise > 0:
         losses.update(box_losses(full.reshape(-1, h, w), boxes_of, [(int(b[0]), len(b)) for b, _ in idx],
