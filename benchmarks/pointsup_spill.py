@@ -18,14 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
-
 from common import write_table
 from edgeseg.data.coco import CocoDataset
 from edgeseg.engine.checkpoint import load_model
-from edgeseg.models.point_sample import point_sample
-from edgeseg.models.point_sup import SMOOTH, labelled_sums, outside_boxes
-from edgeseg.models.sparseinst.point_loss import MASK_STRIDE
+from edgeseg.models.point_sup import SMOOTH, labelled_sums
+from edgeseg.models.sparseinst.point_loss import MASK_STRIDE, match_points
 from edgeseg.preprocess import normalize
 
 COLUMNS = ("positive points", "sum p*t", "sum p^2 at points", "spill", "point dice", "mask IoU")
@@ -48,21 +45,17 @@ def measure(checkpoint: Path, points: CocoDataset, masks: CocoDataset, images: i
         x = F.pad(x, (0, -w0 % 32, 0, -h0 % 32))
         out = model(x)
         logits = out["pred_masks"][0]
-        n, h, w = logits.shape
-        labels = torch.from_numpy(found["point_labels"])
-        m, p = labels.shape
-        coords = torch.from_numpy(found["points"]) / logits.new_tensor([w * MASK_STRIDE, h * MASK_STRIDE])
-        sampled = point_sample(logits, coords.reshape(1, m * p, 2).expand(n, -1, -1)).reshape(n, m, p).sigmoid()
-        pt, pp, tt = labelled_sums(sampled, labels[None].expand(n, -1, -1))
-        spill = logits.flatten(1).sigmoid().square() @ outside_boxes(torch.from_numpy(found["boxes"]), h, w, MASK_STRIDE).t()
+        target = {k: torch.from_numpy(v) for k, v in found.items()}
+        queries, objects, sampled, away = match_points(logits, out["pred_logits"][0].sigmoid(), target, cfg)
+        pt, pp, tt = labelled_sums(sampled[queries, objects].sigmoid(), target["point_labels"][objects])
+        spill = (logits.flatten(1)[queries].sigmoid().square() * away[objects]).sum(-1)
         dice = (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
-        cost = dice ** cfg.matcher_alpha * out["pred_logits"][0].sigmoid()[:, torch.from_numpy(found["labels"])] ** cfg.matcher_beta
         up = F.interpolate(logits[None], scale_factor=MASK_STRIDE, mode="bilinear", align_corners=False)[0, :, :h0, :w0]
         binary = up.sigmoid() > threshold
-        for q, j in zip(*linear_sum_assignment(cost.numpy(), maximize=True)):
+        for k, (q, j) in enumerate(zip(queries.tolist(), objects.tolist())):
             truth = torch.from_numpy(full["masks"][j]).bool()
             iou = (binary[q] & truth).sum() / (binary[q] | truth).sum().clamp(min=1)
-            rows.append([tt[q, j], pt[q, j], pp[q, j], spill[q, j], dice[q, j], iou])
+            rows.append([tt[k], pt[k], pp[k], spill[k], dice[k], iou])
     return np.asarray(rows, np.float64)
 
 

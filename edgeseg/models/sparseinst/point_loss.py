@@ -30,6 +30,25 @@ MASK_STRIDE = 4  # pred_masks are at 1/4 of the (padded) input
 OBJECTNESS_TARGETS = ("iou", "none")
 
 
+def match_points(masks: torch.Tensor, class_probs: torch.Tensor, target: dict, cfg: LossConfig):
+    """One image's queries (mask logits [N, h, w] at ``MASK_STRIDE``, class probabilities [N, C])
+    matched to its objects' points and boxes: maximum ``dice^alpha * class_prob^beta``, the dice
+    over the points and the cells outside the box (label 0). Returns (query indices, object
+    indices, the logits at every object's points [N, M, P], the cells outside each box [M, hw])."""
+    n, h, w = masks.shape
+    m, p = target["point_labels"].shape
+    extent = masks.new_tensor([w * MASK_STRIDE, h * MASK_STRIDE])
+    sampled = point_sample(masks, (target["points"].float() / extent).reshape(1, m * p, 2).expand(n, -1, -1))
+    sampled = sampled.reshape(n, m, p)
+    away = outside_boxes(target["boxes"].float(), h, w, MASK_STRIDE)
+    with torch.no_grad():
+        pt, pp, tt = labelled_sums(sampled.sigmoid(), target["point_labels"][None].expand(n, -1, -1))
+        dice = (2 * pt + SMOOTH) / (pp + masks.flatten(1).sigmoid().square() @ away.t() + tt + SMOOTH)
+        cost = dice ** cfg.matcher_alpha * class_probs[:, target["labels"]] ** cfg.matcher_beta
+        rows, cols = linear_sum_assignment(cost.cpu().numpy(), maximize=True)
+    return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64), sampled, away
+
+
 def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig, num_classes: int) -> dict:
     """``targets[i]``: ``labels`` [n], ``boxes`` [n, 4], ``points`` [n, P, 2] input pixels,
     ``point_labels`` [n, P]."""
@@ -38,26 +57,15 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
                            f"valid: {', '.join(OBJECTNESS_TARGETS)}")
     outputs = {k: v.float() for k, v in outputs.items()}
     pred_masks, logits, scores = outputs["pred_masks"], outputs["pred_logits"], outputs["pred_scores"]
-    n, (h, w) = pred_masks.shape[1], pred_masks.shape[-2:]
-    extent = pred_masks.new_tensor([w * MASK_STRIDE, h * MASK_STRIDE])
+    h, w = pred_masks.shape[-2:]
     num_instances = mean_instances(targets, logits.device)
 
     idx, classes_of, at_points, point_labels, full, outside, boxes_of = [], [], [], [], [], [], []
     for b, t in enumerate(targets):
-        m, p = t["point_labels"].shape
-        if m == 0:
+        if len(t["point_labels"]) == 0:
             continue
-        coords = (t["points"].float() / extent).reshape(1, m * p, 2).expand(n, -1, -1)
-        sampled = point_sample(pred_masks[b], coords).reshape(n, m, p)  # [N, M, P]
-        away = outside_boxes(t["boxes"].float(), h, w, MASK_STRIDE)  # [M, hw]
+        rows, cols, sampled, away = match_points(pred_masks[b], logits[b].sigmoid(), t, cfg)
         flat = pred_masks[b].flatten(1)  # [N, hw]
-        with torch.no_grad():
-            pt, pp, tt = labelled_sums(sampled.sigmoid(), t["point_labels"][None].expand(n, -1, -1))
-            squares = flat.sigmoid() ** 2
-            dice = (2 * pt + SMOOTH) / (pp + squares @ away.t() + tt + SMOOTH)  # outside cells: label 0
-            cost = dice ** cfg.matcher_alpha * logits[b].sigmoid()[:, t["labels"]] ** cfg.matcher_beta
-            rows, cols = linear_sum_assignment(cost.cpu().numpy(), maximize=True)
-        rows, cols = torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
         idx.append((torch.full_like(rows, b), rows))
         classes_of.append(t["labels"][cols])
         at_points.append(sampled[rows, cols])
