@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from common import write_table
 from edgeseg.data.coco import CocoDataset
 from edgeseg.engine.checkpoint import load_model
-from edgeseg.models.point_sup import SMOOTH, labelled_sums
+from edgeseg.models.point_sup import labelled_dice, labelled_sums
 from edgeseg.models.sparseinst.point_loss import MASK_STRIDE, match_points
 from edgeseg.preprocess import normalize
 
@@ -49,7 +49,7 @@ def measure(checkpoint: Path, points: CocoDataset, masks: CocoDataset, images: i
         queries, objects, sampled, away = match_points(logits, out["pred_logits"][0].sigmoid(), target, cfg)
         pt, pp, tt = labelled_sums(sampled[queries, objects].sigmoid(), target["point_labels"][objects])
         spill = (logits.flatten(1)[queries].sigmoid().square() * away[objects]).sum(-1)
-        dice = (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
+        dice = labelled_dice(pt, pp, tt, spill)
         up = F.interpolate(logits[None], scale_factor=MASK_STRIDE, mode="bilinear", align_corners=False)[0, :, :h0, :w0]
         binary = up.sigmoid() > threshold
         for k, (q, j) in enumerate(zip(queries.tolist(), objects.tolist())):

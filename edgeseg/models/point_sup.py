@@ -43,6 +43,12 @@ def labelled_sums(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor
     return (p * t).sum(-1), (p * p).sum(-1), (t * t).sum(-1)
 
 
+def labelled_dice(pt: Tensor, pp: Tensor, tt: Tensor, spill: Tensor) -> Tensor:
+    """Dice over the labelled points (:func:`labelled_sums`) and the cells outside the box, whose
+    label is 0 and whose ``spill`` (sum p^2) only adds to the denominator."""
+    return (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
+
+
 def points_in_boxes(points: Tensor, labels: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
     """Points [K, P, 2] (input pixels) in the unit square of their boxes [K, 4] (xyxy), and their
     labels with points outside the box set to -1 (ignored), as detectron2's PointSup does for a
@@ -84,5 +90,5 @@ def full_mask_point_losses(logits: Tensor, points: Tensor, labels: Tensor, boxes
     flat = logits.flatten(1)
     pt, pp, tt = labelled_sums(sampled.sigmoid(), labels)
     spill = (flat.sigmoid() ** 2 * away).sum(-1)
-    dice = 1 - (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
+    dice = 1 - labelled_dice(pt, pp, tt, spill)
     return dice, point_bce(sampled, labels) + outside_bce(flat, away)

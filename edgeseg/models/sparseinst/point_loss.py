@@ -23,7 +23,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.models.losses import mean_instances, sigmoid_focal_loss
 from edgeseg.models.point_sample import point_sample
 from edgeseg.models.mask_projection import affinity_edges, box_cells, pairwise_loss, projection_dice
-from edgeseg.models.point_sup import SMOOTH, labelled_sums, outside_bce, outside_boxes, point_bce
+from edgeseg.models.point_sup import labelled_dice, labelled_sums, outside_bce, outside_boxes, point_bce
 from edgeseg.models.sparseinst.config import LossConfig
 
 MASK_STRIDE = 4  # pred_masks are at 1/4 of the (padded) input
@@ -43,7 +43,7 @@ def match_points(masks: torch.Tensor, class_probs: torch.Tensor, target: dict, c
     away = outside_boxes(target["boxes"].float(), h, w, MASK_STRIDE)
     with torch.no_grad():
         pt, pp, tt = labelled_sums(sampled.sigmoid(), target["point_labels"][None].expand(n, -1, -1))
-        dice = (2 * pt + SMOOTH) / (pp + masks.flatten(1).sigmoid().square() @ away.t() + tt + SMOOTH)
+        dice = labelled_dice(pt, pp, tt, masks.flatten(1).sigmoid().square() @ away.t())
         cost = dice ** cfg.matcher_alpha * class_probs[:, target["labels"]] ** cfg.matcher_beta
         rows, cols = linear_sum_assignment(cost.cpu().numpy(), maximize=True)
     return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64), sampled, away
@@ -86,7 +86,7 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
     probs, full_probs = src.sigmoid(), full.sigmoid()
     pt, pp, tt = labelled_sums(probs, tgt)
     spill = (full_probs ** 2 * outside).sum(-1)
-    dice = (2 * pt + SMOOTH) / (pp + spill + tt + SMOOTH)
+    dice = labelled_dice(pt, pp, tt, spill)
     with torch.no_grad():
         if cfg.point_objectness == "iou":  # binarised at 0.4, as the mask path's IoU
             hit, predicted = labelled_sums((probs >= 0.4).float(), tgt)[:2]  # binary: sum p^2 = sum p
