@@ -1,6 +1,6 @@
 import pytest
 
-from edgeseg.config import load_recipe, recipe_from_dict, recipe_to_dict
+from edgeseg.config import RECIPES_DIR, load_recipe, recipe_from_dict, recipe_to_dict
 from edgeseg.errors import EdgesegError
 
 
@@ -12,6 +12,12 @@ def test_sparseinst_shapes_inherits_official_recipe():
     official = load_recipe("sparseinst_r50_giam_coco")
     assert (official.solver.base_lr, official.solver.max_iter, official.solver.steps) == (5e-5, 270000, [210000, 250000])
     assert official.solver.weight_decay == 0.05 and official.solver.ims_per_batch == 64
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
+def test_every_shipped_recipe_loads_typed(recipe):
+    r = load_recipe(recipe)
+    assert r.model.num_classes > 0 and r.solver.max_iter > 0 and r.data.min_size_test > 0
 
 
 def test_overrides_parse_yaml_values():
