@@ -142,6 +142,27 @@ def test_the_box_bounds_the_mask_and_colours_join_it_when_asked():
     assert "loss_pairwise" not in sparseinst_point_losses(outputs, [target], LossConfig(), 1)
 
 
+def test_point_matching_weighs_the_class_by_its_own_exponent():
+    """Query 0 fits the points better, query 1 is far surer of the class: the point matcher's
+    ``point_matcher_beta`` decides between them, the mask-trained ``matcher_beta`` does not."""
+    from edgeseg.models.sparseinst.config import LossConfig
+    from edgeseg.models.sparseinst.point_loss import match_points
+
+    masks = torch.full((2, 8, 8), -6.0)
+    masks[0, 2:6, 2:6] = 6.0  # the object, cells 2-5
+    masks[1, 2:4, 2:4] = 6.0  # a quarter of it: one point of four
+    target = {"labels": torch.tensor([0]), "boxes": torch.tensor([[8.0, 8.0, 24.0, 24.0]]),
+              "points": torch.tensor([[[10.0, 10.0], [22.0, 10.0], [10.0, 22.0], [22.0, 22.0]]]),
+              "point_labels": torch.tensor([[1, 1, 1, 1]])}
+    class_probs = torch.tensor([[0.1], [0.9]])
+    chosen = {}
+    for point_beta in (0.2, 2.0):
+        for beta in (0.2, 2.0):
+            rows, cols = match_points(masks, class_probs, target, LossConfig(matcher_beta=beta, point_matcher_beta=point_beta))[:2]
+            chosen[point_beta, beta] = int(rows[0])
+    assert chosen == {(0.2, 0.2): 0, (0.2, 2.0): 0, (2.0, 0.2): 1, (2.0, 2.0): 1}
+
+
 def test_unknown_point_objectness_is_a_one_line_error():
     from edgeseg.errors import EdgesegError
     from edgeseg.models.sparseinst.config import LossConfig

@@ -40,6 +40,10 @@ class LossConfig:
     # prediction with the labels over the annotated points (an estimate of the mask IoU that the
     # mask path regresses); "none": 1 for every matched query, so scores rank by class alone.
     point_objectness: str = "iou"
+    # Point supervision: the class's weight in the matching cost (matcher_beta's role). Ten points
+    # tell similar queries' masks apart far more noisily than a full mask does, so the class weighs
+    # more: on the shapes (seed 0, 4200 steps) mask AP 32.4 at 0.2, 38.8 at 0.5, 43.6 at 1, 41.2 at 2.
+    point_matcher_beta: float = 1.0
     # Point supervision, beyond PointSup: the box also bounds the mask (dice between the mask's max
     # projections on x and y and the box's: BoxInst's projection term), and neighbouring cells of
     # similar colour inside the box share a label (BoxInst's pairwise term). Weights; 0 is off.

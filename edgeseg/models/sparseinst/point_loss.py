@@ -7,7 +7,8 @@ image is background. The annotation's box does: every mask cell whose centre lie
 a background label, as if clicked. So each target's labels are its annotated points (inside the
 box) and all mask cells outside its box; dice, BCE and the IoU estimate run over those labels.
 
-Matching maximises ``dice^alpha * class_prob^beta`` (the full-mask matcher, dice over the labels);
+Matching maximises ``dice^alpha * class_prob^beta`` (the full-mask matcher, dice over the labels,
+with the class weighed by ``loss.point_matcher_beta``);
 the matched masks get BCE over the annotated points (their mean) and over the cells outside the box
 (:func:`~edgeseg.models.point_sup.outside_bce`: in units of the box's area) and dice over all labels;
 objectness regresses the IoU over the labels, or 1 (``loss.point_objectness``). Classes: focal loss.
@@ -32,7 +33,7 @@ OBJECTNESS_TARGETS = ("iou", "none")
 
 def match_points(masks: torch.Tensor, class_probs: torch.Tensor, target: dict, cfg: LossConfig):
     """One image's queries (mask logits [N, h, w] at ``MASK_STRIDE``, class probabilities [N, C])
-    matched to its objects' points and boxes: maximum ``dice^alpha * class_prob^beta``, the dice
+    matched to its objects' points and boxes: maximum ``dice^alpha * class_prob^point_beta``, the dice
     over the points and the cells outside the box (label 0). Returns (query indices, object
     indices, the logits at every object's points [N, M, P], the cells outside each box [M, hw])."""
     n, h, w = masks.shape
@@ -44,7 +45,7 @@ def match_points(masks: torch.Tensor, class_probs: torch.Tensor, target: dict, c
     with torch.no_grad():
         pt, pp, tt = labelled_sums(sampled.sigmoid(), target["point_labels"][None].expand(n, -1, -1))
         dice = labelled_dice(pt, pp, tt, masks.flatten(1).sigmoid().square() @ away.t())
-        cost = dice ** cfg.matcher_alpha * class_probs[:, target["labels"]] ** cfg.matcher_beta
+        cost = dice ** cfg.matcher_alpha * class_probs[:, target["labels"]] ** cfg.point_matcher_beta
         rows, cols = linear_sum_assignment(cost.cpu().numpy(), maximize=True)
     return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64), sampled, away
 
