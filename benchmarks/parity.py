@@ -8,6 +8,10 @@ where two cells' scores tie within the runtimes' float noise, each runtime may r
 one, and those few cells differ by as much as refinement changes them).
 
     python benchmarks/parity.py runs/quickstart/train/best.pt runs/export/onnx_fp32 ... --data data/shapes/val
+
+``--float64`` also measures both against the same model run in float64 (the exact result, as far as
+float32 inputs allow): where PyTorch FP32 itself is as far from it as the bundle is from PyTorch,
+no float32 runtime can do better, and the bound asked for is below float32's own noise.
 """
 
 from __future__ import annotations
@@ -32,14 +36,17 @@ def main() -> None:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("bundles", type=Path, nargs="+")
     ap.add_argument("--data", required=True)
+    ap.add_argument("--float64", action="store_true", help="also compare PyTorch FP32 and each bundle with float64")
     args = ap.parse_args()
     model, _, _ = load_model(args.checkpoint)
+    exact = load_model(args.checkpoint)[0].double() if args.float64 else None
     val = CocoDataset(args.data)
     for path in args.bundles:
         # a Jetson bundle before its engine is built: the ONNX the engine is built from, on ONNX Runtime
         predictor = Predictor(path, backend="onnxruntime" if read_bundle(path).backend == "tensorrt" else None)
         worst: dict[str, tuple[float, str]] = {}
         shown: dict[str, tuple[float, str]] = {}
+        floor: dict[str, dict[str, float]] = {"PyTorch FP32 vs float64": {}, f"{path} vs float64": {}}
         close, total = 0, 0
         for i in range(len(val)):
             x, _ = predictor.prepare(val.load_image(i))
@@ -48,6 +55,15 @@ def main() -> None:
             with torch.no_grad():
                 ref = model.deploy_outputs(model(torch.from_numpy(np.ascontiguousarray(nchw))))
             kept = ref["scores"][0].numpy().max(-1) >= predictor.score if "scores" in ref else None
+            if exact is not None:
+                with torch.no_grad():
+                    ref64 = exact.deploy_outputs(exact(torch.from_numpy(np.ascontiguousarray(nchw)).double()))
+                for table, outputs in zip(floor.values(), (ref, got)):
+                    for name, value in outputs.items():
+                        f = MEASURES.get(name, (name, lambda a: a))[1]
+                        a = np.asarray(value[0] if isinstance(value, torch.Tensor) else value, np.float64)
+                        diff = np.abs(f(a) - f(ref64[name][0].numpy())).max()
+                        table[name] = max(table.get(name, 0.0), float(diff))
             for name, value in got.items():
                 f = MEASURES.get(name, (name, lambda a: a))[1]
                 diff = np.abs(f(np.asarray(value, np.float32)) - f(ref[name][0].numpy()))
@@ -64,6 +80,8 @@ def main() -> None:
             print(f"{path}: {len(val)} images, {label}: " + ", ".join(parts))
         if total:
             print(f"{path}: {close / total:.5%} of {total} mask probabilities within 1e-4")
+        for label, table in floor.items() if exact is not None else ():
+            print(f"{label}, every query: " + ", ".join(f"max |{MEASURES.get(n, (n,))[0]} diff| {d:.2e}" for n, d in table.items()))
 
 
 if __name__ == "__main__":
