@@ -31,6 +31,12 @@ from edgeseg.runtime import Predictor, read_bundle
 MEASURES = {"scores": ("score", lambda a: a), "boxes": ("box px", lambda a: a), "masks": ("mask prob", sigmoid)}
 
 
+def difference(name: str, a, b) -> np.ndarray:
+    """|a - b| of one output, as MEASURES compares it (float64: a float32 copy would round the floor)."""
+    f = MEASURES.get(name, (name, lambda v: v))[1]
+    return np.abs(f(np.asarray(a, np.float64)) - f(np.asarray(b, np.float64)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint", type=Path)
@@ -58,15 +64,12 @@ def main() -> None:
             if exact is not None:
                 with torch.no_grad():
                     ref64 = exact.deploy_outputs(exact(torch.from_numpy(np.ascontiguousarray(nchw)).double()))
-                for table, outputs in zip(floor.values(), (ref, got)):
+                for table, outputs in zip(floor.values(), ({k: v[0].numpy() for k, v in ref.items()}, got)):
                     for name, value in outputs.items():
-                        f = MEASURES.get(name, (name, lambda a: a))[1]
-                        a = np.asarray(value[0] if isinstance(value, torch.Tensor) else value, np.float64)
-                        diff = np.abs(f(a) - f(ref64[name][0].numpy())).max()
-                        table[name] = max(table.get(name, 0.0), float(diff))
+                        diff = float(difference(name, value, ref64[name][0].numpy()).max())
+                        table[name] = max(table.get(name, 0.0), diff)
             for name, value in got.items():
-                f = MEASURES.get(name, (name, lambda a: a))[1]
-                diff = np.abs(f(np.asarray(value, np.float32)) - f(ref[name][0].numpy()))
+                diff = difference(name, value, ref[name][0].numpy())
                 if name == "masks":
                     close, total = close + int((diff <= 1e-4).sum()), total + diff.size
                 image = val.records[i]["file_name"]
