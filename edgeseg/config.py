@@ -79,6 +79,9 @@ class DataConfig:
     # Point supervision: train each step on this many of every instance's annotated points, drawn
     # afresh per sample (PointSup's "point augmentation"); 0 uses them all.
     sample_points: int = 0
+    # Point supervision: another instance's positive points inside an instance's box are its
+    # negatives (instance masks do not overlap; transforms.neighbour_negatives).
+    point_neighbour_negatives: bool = False
     # Copy-paste (FreeSOLO's strong view): with this probability a sample gets a random subset of
     # another training image's instances pasted on top (masks datasets; 0: never).
     copy_paste: float = 0.0
@@ -101,6 +104,11 @@ class SolverConfig:
     warmup_iters: int = 1000
     warmup_factor: float = 0.001
     clip_grad_norm: float = 0.0  # 0 disables
+    # Losses (by name, e.g. loss_pairwise) whose weight rises linearly from 0 to 1 over the first
+    # ramp_iters steps: BoxInst ramps its pairwise term, which would otherwise settle masks that
+    # are still noise.
+    ramp_losses: list[str] = field(default_factory=list)
+    ramp_iters: int = 0
     # "auto": bf16 autocast on CPUs with AMX/AVX512-BF16, fp16 on CUDA; or "bf16", "fp16", "off".
     amp: str = "auto"
     channels_last: bool = True

@@ -123,6 +123,31 @@ def subsample_points(instances, count: int, rng: np.random.Generator):
     return {**instances, "points": points, "point_labels": labels}
 
 
+def neighbour_negatives(instances):
+    """Every instance's points followed by the other instances' positive points inside its box,
+    labelled 0: instance masks do not overlap, so a point on one object is off every other, and the
+    points that say so most are those on an occluder inside the occluded object's box (the box alone
+    calls them inside). Points [N, P, 2] become [N, P + K, 2], K the most any instance gains,
+    padded with label -1. Run after the geometric augmentation: boxes and points have moved."""
+    if "points" not in instances or len(instances["point_labels"]) < 2:
+        return instances
+    points, labels, boxes = instances["points"], instances["point_labels"], instances["boxes"]
+    n, p = labels.shape
+    every, positive = points.reshape(n * p, 2), labels.reshape(n * p) == 1
+    owner = np.repeat(np.arange(n), p)
+    gained = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        inside = (every[:, 0] >= x0) & (every[:, 0] <= x1) & (every[:, 1] >= y0) & (every[:, 1] <= y1)
+        gained.append(every[positive & inside & (owner != i)])
+    k = max(len(g) for g in gained)
+    out_points = np.zeros((n, p + k, 2), np.float32)
+    out_labels = np.full((n, p + k), -1, np.int64)
+    out_points[:, :p], out_labels[:, :p] = points, labels
+    for i, g in enumerate(gained):
+        out_points[i, p:p + len(g)], out_labels[i, p:p + len(g)] = g, 0
+    return {**instances, "points": out_points, "point_labels": out_labels}
+
+
 # The masks-only call forms.
 def random_crop(image, masks, labels, size_range, rng: np.random.Generator):
     image, out = crop_instances(image, {"masks": masks, "labels": labels},

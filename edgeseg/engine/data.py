@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from edgeseg.config import DataConfig
 from edgeseg.data.coco import CocoDataset
 from edgeseg.data.image_folder import ImageFolder, open_dataset
-from edgeseg.data.transforms import augment_instances, copy_paste, subsample_points
+from edgeseg.data.transforms import augment_instances, copy_paste, neighbour_negatives, subsample_points
 from edgeseg.errors import fail
 from edgeseg.models.registry import get_method
 from edgeseg.preprocess import SIZE_DIVISOR, normalize, padded_size
@@ -86,6 +86,8 @@ class TrainStream(Dataset):
         image, instances = augment_instances(image, instances, rng, min_sizes=self.cfg.min_size_train,
                                              max_size=self.cfg.max_size_train, flip=self.cfg.flip,
                                              crop_size=crop)
+        if self.cfg.point_neighbour_negatives:
+            instances = neighbour_negatives(instances)
         return normalize(image), instances
 
 
@@ -106,8 +108,9 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
 
 def collate(samples):
-    """Pad images and masks to a common size, a multiple of 32 (bottom/right, zeros); every other
-    field (labels, boxes, points, point_labels) becomes a tensor as it is: padding moves no pixel."""
+    """Pad images and masks to a common size, a multiple of 32 (bottom/right, zeros), and every
+    image's points to the batch's most per instance (label -1: ignored); every other field (labels,
+    boxes) becomes a tensor as it is: padding moves no pixel."""
     hs, ws = zip(*(s[0].shape[:2] for s in samples))
     ph, pw = padded_size(max(hs), max(ws), SIZE_DIVISOR)
     images = torch.zeros(len(samples), 3, ph, pw)
@@ -121,4 +124,10 @@ def collate(samples):
             target["masks"] = torch.zeros(len(target["masks"]), ph, pw, dtype=torch.uint8)
             target["masks"][:, :h, :w] = torch.from_numpy(instances["masks"])
         targets.append(target)
+    if "point_labels" in targets[0]:
+        width = max(t["point_labels"].shape[1] for t in targets)
+        for t in targets:
+            extra = width - t["point_labels"].shape[1]
+            t["points"] = torch.nn.functional.pad(t["points"], (0, 0, 0, extra))
+            t["point_labels"] = torch.nn.functional.pad(t["point_labels"], (0, extra), value=-1)
     return images, targets

@@ -101,6 +101,19 @@ def lr_factor(step: float, cfg) -> float:
     return factor
 
 
+def ramp_losses(losses: dict, cfg, step: int) -> dict:
+    """``losses`` with those named in ``cfg.ramp_losses`` weighted ``step / cfg.ramp_iters`` until
+    that reaches 1. A name the model never returns is a recipe error."""
+    unknown = [name for name in cfg.ramp_losses if name not in losses]
+    if unknown:
+        raise EdgesegError(f"solver.ramp_losses: {', '.join(unknown)} not among this model's losses "
+                           f"({', '.join(losses)})")
+    if step >= cfg.ramp_iters:
+        return losses
+    weight = step / cfg.ramp_iters
+    return {k: v * weight if k in cfg.ramp_losses else v for k, v in losses.items()}
+
+
 class LRSchedule:
     """The LR factor and the end of training as functions of progress through the schedule.
 
@@ -337,7 +350,7 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 outputs = net(images)
-            losses = model.losses(outputs, targets)
+            losses = ramp_losses(model.losses(outputs, targets), solver, step)
             loss = sum(losses.values())
             if not math.isfinite(loss.item()):
                 raise EdgesegError(f"step {step}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")

@@ -246,3 +246,32 @@ def test_point_augmentation_draws_labelled_points_per_sample() -> None:
     assert subsample_points(instances, 0, np.random.default_rng(0)) is instances
     draws = {tuple(subsample_points(instances, 1, np.random.default_rng(s))["point_labels"][0]) for s in range(20)}
     assert draws == {(0,), (1,)}
+
+
+def test_a_point_on_one_object_is_a_negative_of_every_box_it_lies_in() -> None:
+    from edgeseg.data.transforms import neighbour_negatives
+
+    # object 0's box holds object 1 (its occluder) and object 1's positive point (5, 5);
+    # object 1's box [4, 4, 8, 8] holds object 0's positive (6, 6) but not its negative (7, 7) label 0;
+    # object 2 lies far away and gains nothing; its own negative stays its own
+    instances = {"labels": np.array([1, 2, 3]),
+                 "boxes": np.array([[0, 0, 10, 10], [4, 4, 8, 8], [40, 40, 50, 50]], np.float32),
+                 "points": np.array([[[6, 6], [7, 7]], [[5, 5], [20, 20]], [[45, 45], [41, 41]]], np.float32),
+                 "point_labels": np.array([[1, 0], [1, -1], [1, 0]])}
+    out = neighbour_negatives(instances)
+    assert out["point_labels"].tolist() == [[1, 0, 0], [1, -1, 0], [1, 0, -1]]
+    assert out["points"][0, 2].tolist() == [5, 5] and out["points"][1, 2].tolist() == [6, 6]
+    np.testing.assert_array_equal(out["points"][:, :2], instances["points"])
+    single = {k: v[:1] for k, v in instances.items()}
+    assert neighbour_negatives(single) is single
+
+
+def test_collate_pads_points_to_the_batch_widest_as_ignored() -> None:
+    require("torch")
+    from edgeseg.engine.data import collate
+
+    wide = {**_instances(), "points": np.zeros((2, 5, 2), np.float32), "point_labels": np.ones((2, 5), np.int64)}
+    _, targets = collate([(np.zeros((H, W, 3), np.float32), _instances()), (np.zeros((H, W, 3), np.float32), wide)])
+    assert targets[0]["points"].shape == (2, 5, 2) and targets[0]["point_labels"].tolist() == [[1, 0, -1, -1, -1],
+                                                                                             [1, -1, -1, -1, -1]]
+    assert targets[1]["point_labels"].tolist() == wide["point_labels"].tolist()

@@ -143,3 +143,20 @@ def test_resume_restores_the_elapsed_training_time(shapes, tmp_path):
                     log=lambda *_: None, clock=FakeClock(2.0))
     assert summary["step"] == 5 and summary["train_minutes"] == pytest.approx(10.0 / 60, abs=0.01)
     assert read_checkpoint(tmp_path / "run" / "last.pt")["train"]["scheduler"] == {"elapsed_s": 10.0}
+
+
+def test_ramped_losses_rise_from_zero_over_ramp_iters_and_typos_are_refused():
+    import torch
+
+    from edgeseg.engine.train import ramp_losses
+    from edgeseg.errors import EdgesegError
+
+    cfg = SolverConfig(ramp_losses=["loss_pairwise"], ramp_iters=100)
+    losses = {"loss_mask": torch.tensor(2.0), "loss_pairwise": torch.tensor(4.0)}
+    assert {k: v.item() for k, v in ramp_losses(losses, cfg, 0).items()} == {"loss_mask": 2.0, "loss_pairwise": 0.0}
+    assert ramp_losses(losses, cfg, 25)["loss_pairwise"].item() == 1.0
+    assert ramp_losses(losses, cfg, 100) is losses
+    assert ramp_losses(losses, SolverConfig(), 0) is losses
+    with pytest.raises(EdgesegError, match=r"^solver.ramp_losses: loss_pairwse not among this model's losses "
+                                           r"\(loss_mask, loss_pairwise\)$"):
+        ramp_losses(losses, SolverConfig(ramp_losses=["loss_pairwse"], ramp_iters=100), 0)
