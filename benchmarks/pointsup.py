@@ -5,7 +5,9 @@
   detectron2's point_aug config), and on shapes 10 points with objectness not trained on the
   point IoU estimate;
 - AdaMixer with its RoI mask head, and SOLOv2, on the shapes data: full masks vs 10 points;
-- SparseInst with 10 points and the box's BoxInst-style terms (projection dice, colour pairwise).
+- SparseInst with 10 points and the box's BoxInst-style terms (projection dice, colour pairwise),
+  the colour term alone ramped in, and with neighbour negatives (another object's positive points
+  inside a box are negatives of its object).
 
     python benchmarks/pointsup.py --out runs/pointsup            # train what is missing, then report
     python benchmarks/pointsup.py --out runs/pointsup --report   # table and plot of finished runs
@@ -38,6 +40,9 @@ DATASETS = {
     "solov2": ("solov2_shapes", 6.0, []),
 }
 BOX_TERMS = ["model.sparseinst.loss.point_box_projection=1.0", "model.sparseinst.loss.point_pairwise=1.0"]
+# BoxInst's colour term alone, its weight ramped from 0 over the first 1500 steps (BoxInst ramps it)
+PAIRWISE_RAMPED = ["model.sparseinst.loss.point_pairwise=1.0", "solver.ramp_losses=[loss_pairwise]",
+                   "solver.ramp_iters=1500"]
 FIRST = ("full masks", "10 points")
 
 
@@ -52,6 +57,9 @@ def variants(dataset: str) -> dict[str, tuple[int, list[str]]]:
         out["10 points, objectness off"] = (10, ["model.sparseinst.loss.point_objectness=none"])
     # beyond PointSup: the box bounds the full-image mask and colour joins it (BoxInst's terms)
     out["10 points, box terms"] = (10, BOX_TERMS)
+    if dataset == "shapes":
+        out["10 points, colour pairwise ramped"] = (10, PAIRWISE_RAMPED)
+        out["10 points, neighbour negatives"] = (10, ["data.point_neighbour_negatives=true"])
     return out
 
 
@@ -99,7 +107,8 @@ def train(out: Path, recipe: str, sets: list[str], minutes: float, steps: int, s
 
 def slug(variant: str) -> str:
     return variant.split(",")[0].replace(" ", "") + ("_aug" if "aug" in variant else "") + \
-        ("_objoff" if "objectness" in variant else "") + ("_box" if "box terms" in variant else "")
+        ("_objoff" if "objectness" in variant else "") + ("_box" if "box terms" in variant else "") + \
+        ("_pairwise" if "pairwise" in variant else "") + ("_neighbours" if "neighbour" in variant else "")
 
 
 def main() -> None:
