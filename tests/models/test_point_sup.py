@@ -140,6 +140,10 @@ def test_the_box_bounds_the_mask_and_colours_join_it_when_asked():
     assert losses["third"]["loss_box_projection"] > losses["whole"]["loss_box_projection"] + 0.3
     assert losses["third"]["loss_pairwise"] > losses["whole"]["loss_pairwise"]
     assert "loss_pairwise" not in sparseinst_point_losses(outputs, [target], LossConfig(), 1)
+    # a batch with no object returns the same losses (the log and solver.ramp_losses read them by name)
+    empty = {"labels": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4),
+             "points": torch.zeros(0, 1, 2), "point_labels": torch.zeros(0, 1, dtype=torch.int64)}
+    assert sparseinst_point_losses(outputs, [empty], cfg, 1).keys() == losses["whole"].keys()
 
 
 def test_point_matching_weighs_the_class_by_its_own_exponent():

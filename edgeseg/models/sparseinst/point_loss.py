@@ -76,10 +76,12 @@ def sparseinst_point_losses(outputs: dict, targets: list[dict], cfg: LossConfig,
         boxes_of.append(t["boxes"][cols].float())
 
     classes = torch.zeros_like(logits)
-    if not idx:
+    if not idx:  # the same losses as any batch (their log and solver.ramp_losses read them by name)
         zero = pred_masks.sum() * 0.0 + scores.sum() * 0.0
+        box_terms = {name: zero for name, weight in (("loss_box_projection", cfg.point_box_projection),
+                                                     ("loss_pairwise", cfg.point_pairwise)) if weight > 0}
         return {"loss_ce": sigmoid_focal_loss(logits, classes) / num_instances * cfg.class_weight,
-                "loss_mask": zero, "loss_dice": zero, "loss_objectness": zero}
+                "loss_mask": zero, "loss_dice": zero, "loss_objectness": zero, **box_terms}
     batch_idx, src_idx = (torch.cat(v) for v in zip(*idx))
     classes[batch_idx, src_idx, torch.cat(classes_of)] = 1.0
     src, tgt = torch.cat(at_points), torch.cat(point_labels)
