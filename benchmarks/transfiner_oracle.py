@@ -4,7 +4,10 @@ set to a perfect value. Mask IoU and boundary IoU of the pasted masks against th
 for the coarse mask pasted directly and for the quadtree at several budgets, with node values as
 the training targets would teach them (`area`: the share of the node's cell the mask covers;
 `point`: the mask at the cell's centre) and levels assembled as probabilities (edgeseg) or as
-logits (the earlier edgeseg):
+logits (the earlier edgeseg). A second table ranks the nodes two ways at equal budgets (area
+values, probabilities): by the incoherence target the head learns (binary) and by the 28x28
+mask's resolution error (per 28-cell, the mean |up(28x28) - 112x112| of the ground truth's
+RoIAligns: where a perfect coarse head is still wrong), with and without the 112 level:
 
     python benchmarks/transfiner_oracle.py --data data/thin_shapes/val --instances 400
 """
@@ -23,12 +26,15 @@ from edgeseg.data.coco import CocoDataset
 from edgeseg.evaluation.boundary import boundary_iou
 from edgeseg.models.roi_align import roi_align
 from edgeseg.models.transfiner.incoherence import incoherence_targets
-from edgeseg.models.transfiner.quadtree import LEVELS, assemble, cell_centres, in_image, level_nodes, to_logits
+from edgeseg.models.transfiner.quadtree import LEVELS, assemble, cell_centres, in_image, level_nodes, to_logits, upsample
 from edgeseg.postprocess.roi_masks import paste
 
 BUDGETS = {"[1, 1, 1]": [1, 1, 1], "[48, 16, 8] (recipe)": [48, 16, 8], "[48, 32, 16]": [48, 32, 16],
            "[96, 48, 32]": [96, 48, 32], "[96, 96, 96]": [96, 96, 96], "every cell": [784, 784, 784]}
 SATURATED = 6.0  # the logit of a perfect binary node value
+# node rankings compared at these budgets (the recipe's, the same 240 nodes without the 112 level, twice that)
+RANKED_BUDGETS = {"[48, 16, 8] (recipe, 240 nodes)": [48, 16, 8], "[80, 40, 0] (240 nodes)": [80, 40, 0],
+                  "[96, 96, 0] (480 nodes)": [96, 96, 0]}
 
 
 def assemble_logits(coarse, nodes, values):
@@ -70,6 +76,19 @@ def node_values(mask: torch.Tensor, box: torch.Tensor, nodes, mode: str) -> list
     return values
 
 
+def resolution_error(mask: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """[1, 28, 28]: per 28-cell, the mean |up(RoIAlign 28) - RoIAlign 112| of a mask over its 4x4
+    children: what a perfect 28x28 head still gets wrong there."""
+    coarse = roi_align(mask[None, None], box[:, None], 28, 1.0)[:, 0]
+    fine = roi_align(mask[None, None], box[:, None], 112, 1.0)[:, 0]
+    return F.avg_pool2d((upsample(coarse, 112) - fine).abs()[:, None], 4)[:, 0]
+
+
+def scored(pasted: np.ndarray, gt: np.ndarray, into: tuple[list, list]) -> None:
+    into[0].append((pasted & gt).sum() / max((pasted | gt).sum(), 1))
+    into[1].append(boundary_iou(pasted, gt))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("data/thin_shapes/val"))
@@ -79,6 +98,7 @@ def main() -> None:
     rows = {"coarse 28x28 pasted directly": None, **{f"{name}, {mode} values, {space}": (cells, mode, space)
             for name, cells in BUDGETS.items() for mode in ("area", "point") for space in ("probabilities", "logits")}}
     scores = {name: ([], []) for name in rows}
+    ranked = {(budget, rank): ([], []) for budget in RANKED_BUDGETS for rank in ("incoherence", "resolution error")}
     torch.manual_seed(0)
     for gt, box in instances(args.data, args.instances):
         mask = torch.from_numpy(gt).float()
@@ -94,11 +114,16 @@ def main() -> None:
                 nodes, _ = level_nodes(incoherence, cells)
                 values = node_values(mask, box, nodes, mode)
                 probs = assemble(coarse, nodes, values) if space == "probabilities" else assemble_logits(coarse, nodes, values)
-            pasted = paste(probs[0].numpy(), box[0].numpy(), gt.shape, 0.5)
-            scores[name][0].append((pasted & gt).sum() / max((pasted | gt).sum(), 1))
-            scores[name][1].append(boundary_iou(pasted, gt))
+            scored(paste(probs[0].numpy(), box[0].numpy(), gt.shape, 0.5), gt, scores[name])
+        by_rank = {"incoherence": incoherence, "resolution error": (resolution_error(mask, box) + torch.rand(1, 28, 28) * 1e-6).flatten(1)}
+        for budget, rank in ranked:
+            nodes, _ = level_nodes(by_rank[rank], RANKED_BUDGETS[budget])
+            probs = assemble(coarse, nodes, node_values(mask, box, nodes, "area"))
+            scored(paste(probs[0].numpy(), box[0].numpy(), gt.shape, 0.5), gt, ranked[(budget, rank)])
     lines = ["| masks | mask IoU | boundary IoU |", "|---|---|---|"]
     lines += [f"| {name} | {np.mean(iou):.3f} | {np.mean(biou):.3f} |" for name, (iou, biou) in scores.items()]
+    lines += ["", "| nodes (area values, probabilities) | ranked by | mask IoU | boundary IoU |", "|---|---|---|---|"]
+    lines += [f"| {budget} | {rank} | {np.mean(iou):.3f} | {np.mean(biou):.3f} |" for (budget, rank), (iou, biou) in ranked.items()]
     args.out.mkdir(parents=True, exist_ok=True)
     write_table(args.out, lines)
 
