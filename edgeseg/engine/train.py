@@ -101,10 +101,11 @@ def lr_factor(step: float, cfg) -> float:
     return factor
 
 
-def ramp_losses(losses: dict, cfg, step: int) -> dict:
+def ramp_losses(losses: dict, cfg, step: int, first: bool = False) -> dict:
     """``losses`` with those named in ``cfg.ramp_losses`` weighted ``step / cfg.ramp_iters`` until
-    that reaches 1. A name the model never returns is a recipe error."""
-    unknown = [name for name in cfg.ramp_losses if name not in losses]
+    that reaches 1. A name the run's ``first`` step does not return is a recipe error (a typo);
+    later steps ramp the names they return (a batch without objects may return fewer terms)."""
+    unknown = [name for name in cfg.ramp_losses if name not in losses] if first else []
     if unknown:
         raise EdgesegError(f"solver.ramp_losses: {', '.join(unknown)} not among this model's losses "
                            f"({', '.join(losses)})")
@@ -350,7 +351,7 @@ def train(recipe: Recipe, resume: bool = False, show_progress: bool = True, log=
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 outputs = net(images)
-            losses = ramp_losses(model.losses(outputs, targets), solver, step)
+            losses = ramp_losses(model.losses(outputs, targets), solver, step, first=step == start)
             loss = sum(losses.values())
             if not math.isfinite(loss.item()):
                 raise EdgesegError(f"step {step}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")

@@ -159,4 +159,7 @@ def test_ramped_losses_rise_from_zero_over_ramp_iters_and_typos_are_refused():
     assert ramp_losses(losses, SolverConfig(), 0) is losses
     with pytest.raises(EdgesegError, match=r"^solver.ramp_losses: loss_pairwse not among this model's losses "
                                            r"\(loss_mask, loss_pairwise\)$"):
-        ramp_losses(losses, SolverConfig(ramp_losses=["loss_pairwse"], ramp_iters=100), 0)
+        ramp_losses(losses, SolverConfig(ramp_losses=["loss_pairwse"], ramp_iters=100), 0, first=True)
+    # after the first step, a batch that returns fewer terms (no objects) trains on
+    fewer = {"loss_mask": torch.tensor(2.0)}
+    assert ramp_losses(fewer, cfg, 30) == fewer
